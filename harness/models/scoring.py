@@ -1,0 +1,156 @@
+"""Batched scoring primitives on a model handle.
+
+Every function takes many items at once, sorts them by length so batches carry little padding, runs padded
+batches with an attention mask, and returns results in the caller's order. Results do not depend on the batch
+size (tested: batch 1 vs 64 agree per item within 1e-4).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import UnsupportedError
+
+
+def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
+    """Token ids of each text (fast tokenizer, one call for all texts)."""
+    return handle.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+
+
+def _batches(order: Sequence[int], batch_size: int) -> Iterable[list[int]]:
+    for start in range(0, len(order), max(1, batch_size)):
+        yield list(order[start:start + batch_size])
+
+
+def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def _require(handle, *families: str) -> None:
+    if handle.family not in families:
+        raise UnsupportedError(f"model {handle.id!r} is a {handle.family} model; this needs one of {families}")
+
+
+@torch.inference_mode()
+def masked_logprobs(handle, queries: Sequence[tuple[Sequence[int], Sequence[tuple[int, int]]]], *,
+                    batch_size: int = 64, progress: bool = False) -> list[np.ndarray]:
+    """Log-probabilities of target tokens at positions of already-masked inputs.
+
+    ``queries[i] = (input_ids, [(position, target_id), ...])``: one forward pass per query (batched), returning
+    ``log P(target_id at position | input_ids)`` for each pair, in order.
+    """
+    _require(handle, "mlm")
+    model, pad = handle.model, handle.tokenizer.pad_token_id
+    out: list[np.ndarray | None] = [None] * len(queries)
+    order = sorted(range(len(queries)), key=lambda i: len(queries[i][0]))
+    bar = tqdm(total=len(queries), desc="masked LM", disable=not progress, leave=False)
+    for batch in _batches(order, batch_size):
+        ids, mask = _pad([queries[i][0] for i in batch], pad)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        rows, cols, targets, owners = [], [], [], []
+        for b, qi in enumerate(batch):
+            for pos, tgt in queries[qi][1]:
+                rows.append(b)
+                cols.append(pos)
+                targets.append(tgt)
+                owners.append(qi)
+        picked = logits[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)].float()
+        lp = torch.log_softmax(picked, dim=-1).gather(1, torch.tensor(targets).unsqueeze(1)).squeeze(1).numpy()
+        k = 0
+        for qi in batch:
+            n = len(queries[qi][1])
+            out[qi] = lp[k:k + n].astype(np.float64)
+            k += n
+        bar.update(len(batch))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def pseudo_log_likelihoods(handle, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]], *,
+                           batch_size: int = 64, progress: bool = False) -> list[np.ndarray]:
+    """For each sequence, ``log P(token_p | sequence with only p masked)`` for each p in its positions.
+
+    All masked copies of all sequences go through ``masked_logprobs`` together, so short sentences share
+    batches (Salazar et al. 2020 pseudo-log-likelihood, one mask at a time).
+    """
+    mask_id = handle.tokenizer.mask_token_id
+    if mask_id is None:
+        raise UnsupportedError(f"model {handle.id!r}: tokenizer has no mask token")
+    queries, owner = [], []
+    for i, (ids, pos) in enumerate(zip(token_ids, positions)):
+        for p in pos:
+            masked = list(ids)
+            masked[p] = mask_id
+            queries.append((masked, [(p, ids[p])]))
+            owner.append(i)
+    flat = masked_logprobs(handle, queries, batch_size=batch_size, progress=progress)
+    out: list[list[float]] = [[] for _ in token_ids]
+    for i, lp in zip(owner, flat):
+        out[i].append(float(lp[0]))
+    return [np.asarray(v, dtype=np.float64) for v in out]
+
+
+@torch.inference_mode()
+def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, batch_size: int = 32,
+                      progress: bool = False) -> list[np.ndarray]:
+    """Causal LM: ``log P(t_i | t_<i)`` for i = 1..len-1 of each sequence (the first token is the context)."""
+    _require(handle, "clm")
+    model, pad = handle.model, handle.tokenizer.pad_token_id
+    out: list[np.ndarray | None] = [None] * len(token_ids)
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    bar = tqdm(total=len(token_ids), desc="causal LM", disable=not progress, leave=False)
+    for batch in _batches(order, batch_size):
+        ids, mask = _pad([token_ids[i] for i in batch], pad)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        lp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2).numpy()
+        for b, i in enumerate(batch):
+            out[i] = lp[b, : len(token_ids[i]) - 1].astype(np.float64)
+        bar.update(len(batch))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+POOLINGS = ("mean", "first", "last")
+
+
+@torch.inference_mode()
+def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: int = 64, normalize: bool = False,
+           layer: int = -1, progress: bool = False) -> np.ndarray:
+    """Sentence embeddings from a hidden layer: mean over all tokens (special tokens included, as bias-bench),
+    the first token, or the last real token. Works for encoder, mlm and clm handles."""
+    _require(handle, "encoder", "mlm", "clm")
+    if pooling not in POOLINGS:
+        raise UnsupportedError(f"pooling {pooling!r}; valid: {POOLINGS}")
+    ids_list = tokenize(handle, texts)
+    model, pad = handle.model, handle.tokenizer.pad_token_id
+    order = sorted(range(len(texts)), key=lambda i: len(ids_list[i]))
+    out = None
+    bar = tqdm(total=len(texts), desc="encode", disable=not progress, leave=False)
+    for batch in _batches(order, batch_size):
+        ids, mask = _pad([ids_list[i] for i in batch], pad)
+        res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        hidden = res.hidden_states[layer].float()
+        if pooling == "mean":
+            m = mask.unsqueeze(-1).float()
+            vec = (hidden * m).sum(1) / m.sum(1)
+        elif pooling == "first":
+            vec = hidden[:, 0]
+        else:
+            vec = hidden[torch.arange(len(batch)), mask.sum(1) - 1]
+        if normalize:
+            vec = torch.nn.functional.normalize(vec, dim=-1)
+        if out is None:
+            out = np.zeros((len(texts), vec.shape[-1]), dtype=np.float32)
+        out[batch] = vec.numpy()
+        bar.update(len(batch))
+    bar.close()
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

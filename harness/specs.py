@@ -1,0 +1,196 @@
+"""Core value types shared by tasks, methods, the runner and the store.
+
+A task returns a ``TaskResult``: named ``Metric`` values (each with n and an uncertainty), per-group breakdowns,
+and per-example rows, so scores can be recomputed and compared pairwise without rerunning models.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+DIRECTIONS = ("max", "min", "target")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number with its sample size and uncertainty."""
+
+    value: float
+    """The point estimate (percent metrics on the 0-100 scale, as in the papers)."""
+    n: int
+    """Number of examples (pairs, sentences, tests...) behind the value."""
+    ideal: float | None = None
+    """Where an unbiased (or perfect) model sits: 50 for stereotype scores, 0 for gaps and effect sizes."""
+    direction: str = "target"
+    """``max`` (higher is better), ``min`` (lower is better) or ``target`` (closer to ``ideal`` is better)."""
+    ci95: tuple[float, float] | None = None
+    """95% bootstrap confidence interval, when the metric has one."""
+    p_value: float | None = None
+    """Permutation / test p-value, when the metric has one."""
+    unit: str = ""
+    """Display unit, e.g. ``%``."""
+    description: str = ""
+    """One line for the leaderboard: what the number is."""
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if self.direction == "target" and self.ideal is None:
+            raise ValueError("a 'target' metric needs an ideal value")
+
+    def distance_from_ideal(self) -> float | None:
+        """Signed badness: how far from ideal (target), or below/above the ideal for max/min metrics."""
+        if self.ideal is None or self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
+            return None
+        if self.direction == "target":
+            return abs(self.value - self.ideal)
+        if self.direction == "max":
+            return self.ideal - self.value
+        return self.value - self.ideal
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"value": _clean(self.value), "n": int(self.n)}
+        if self.ci95 is not None:
+            out["ci95"] = [_clean(self.ci95[0]), _clean(self.ci95[1])]
+        if self.p_value is not None:
+            out["p_value"] = _clean(self.p_value)
+        if self.ideal is not None:
+            out["ideal"] = self.ideal
+        out["direction"] = self.direction
+        if self.unit:
+            out["unit"] = self.unit
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Metric":
+        ci = data.get("ci95")
+        return cls(value=data["value"], n=data["n"], ideal=data.get("ideal"), direction=data.get("direction", "target"),
+                   ci95=tuple(ci) if ci else None, p_value=data.get("p_value"), unit=data.get("unit", ""),
+                   description=data.get("description", ""))
+
+
+def _clean(x):
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else round(x, 6)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named metric definition of a task (definitions that differ between papers get distinct names)."""
+
+    description: str
+    """What the variant computes and whose definition it follows (with citation)."""
+    families: tuple[str, ...]
+    """Model families the variant can evaluate."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Variant-specific settings passed to the task."""
+
+
+@dataclass
+class TaskResult:
+    """What ``Task.evaluate`` returns."""
+
+    metrics: dict[str, Metric]
+    """Headline metrics; the first one is the task's summary number on the leaderboard."""
+    groups: dict[str, dict[str, Metric]] = field(default_factory=dict)
+    """Per-group breakdown: group name -> metric name -> Metric."""
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    """Per-example rows (each with an ``id``), kept for paired statistics and drill-down."""
+    notes: list[str] = field(default_factory=list)
+    """Caveats that travel with the result (e.g. synthetic data, train/test leakage)."""
+    flags: dict[str, Any] = field(default_factory=dict)
+    """Machine-readable caveats, e.g. ``{"leakage": true, "synthetic_data": true}``."""
+    data_sha256: str = ""
+    """Digest of the data files the result was computed from."""
+    axis: str = ""
+    """Bias axis for filtering on the leaderboard (gender, race, religion, multiple, spurious...)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metrics": {k: v.to_json() for k, v in self.metrics.items()},
+            "groups": {g: {k: v.to_json() for k, v in ms.items()} for g, ms in self.groups.items()},
+            "notes": list(self.notes),
+            "flags": dict(self.flags),
+        }
+
+
+@dataclass
+class RunContext:
+    """Everything a task or method needs from the runner besides the model."""
+
+    seed: int = 0
+    """Seeds sampling (bootstrap, permutation, noise, training) so a cell is reproducible."""
+    batch_size: int = 32
+    """Batch size for forward passes; results must not depend on it."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Resolved method parameters (defaults overlaid with the cell's values)."""
+    cache_dir: Path | None = None
+    """Where methods and tasks may cache artefacts (fine-tuned weights, vectors) keyed by their inputs."""
+    progress: bool = False
+    """Show progress bars."""
+    n_bootstrap: int = 1000
+    """Bootstrap resamples for confidence intervals."""
+    method: Any = None
+    """The method instance of the cell (tasks that fine-tune call its data/loss hooks)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form settings for tasks (e.g. ``max_examples`` for smoke runs)."""
+
+
+class Task:
+    """Base class for tasks: subclasses set the class attributes and implement ``evaluate``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    families: ClassVar[tuple[str, ...]]
+    variants: ClassVar[dict[str, Variant]]
+    default_variant: ClassVar[str]
+    citation: ClassVar[str] = ""
+    axis: ClassVar[str] = ""
+
+    def data_files(self, variant: str) -> list[Path]:
+        """Files the result depends on (hashed into the cell key)."""
+        return []
+
+    def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Method:
+    """Base class for mitigation methods. Implement at least one hook:
+
+    - ``apply(handle, ctx) -> handle``: change the model (weights or upstream fine-tuning);
+    - ``transform_data(dataset, ctx) -> dataset``: change the downstream fine-tuning data;
+    - ``training_loss(losses, batch, ctx) -> loss``: aggregate per-example downstream losses.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str]
+    families: ClassVar[tuple[str, ...]]
+    kind: ClassVar[str]
+    params: ClassVar[dict[str, Any]] = {}
+    citation: ClassVar[str] = ""
+
+    def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        """Overlay given values on the defaults; unknown names are an error."""
+        given = dict(given or {})
+        unknown = set(given) - set(self.params)
+        if unknown:
+            from harness.errors import BiasboardError
+
+            raise BiasboardError(f"method {self.name!r}: unknown parameter(s) {sorted(unknown)}; "
+                                 f"valid: {sorted(self.params)}")
+        out = dict(self.params)
+        out.update(given)
+        return out
+
+
+def as_dict(obj) -> dict[str, Any]:
+    return asdict(obj)

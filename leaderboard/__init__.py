@@ -1,0 +1,1 @@
+"""The official matrices, the regression baseline and the static site builder."""
