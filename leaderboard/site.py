@@ -1,0 +1,258 @@
+"""Static leaderboard: the JSON release rendered to HTML pages that work from ``file://`` with no network.
+
+``build(store_path, out_dir)`` is what ``biasboard run`` and ``biasboard leaderboard build`` call. Templates use
+jinja2 with autoescape on, so a model called ``<script>`` is shown as text; CSS and JS ship inside the package.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jinja2
+
+from harness.errors import BiasboardError
+from leaderboard import plots, ranking
+from leaderboard.release import build_release, safe_name, write_release
+
+MAX_EXAMPLES_SHOWN = 200
+"""Rows of per-example drill-down embedded in a cell page (all rows are in ``examples/<key>.jsonl``)."""
+
+
+def build(store_path: str | Path, out_dir: str | Path) -> Path:
+    """Render the site for every finished cell of a results store; returns the path of ``index.html``."""
+    from harness.store import Store
+
+    store_path = Path(store_path)
+    if not store_path.is_file():
+        raise BiasboardError(f"results store {store_path} does not exist; run `biasboard run` first or pass --store")
+    with Store(store_path) as store:
+        records = store.records(status="done")
+        examples = {r["key"]: store.examples(r["key"]) for r in records}
+    return build_site(records, examples, out_dir)
+
+
+def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[str, Any]]], out_dir: str | Path,
+               *, generated_at: str | None = None) -> Path:
+    """Render pages from records (result contract plus store fields) and their per-example rows."""
+    out = Path(out_dir)
+    records = list(records)
+    for r in records:
+        r.setdefault("n_examples", len(examples.get(r["key"], [])))
+    release = build_release(records, generated_at=generated_at)
+    write_release(release, out, examples)
+    _copy_static(out / "static")
+    env = _environment()
+    site = _Site(release, examples)
+    pages = {"index.html": ("overview.html", site.overview())}
+    for task in release["tasks"]:
+        pages[f"tasks/{safe_name(task)}.html"] = ("task.html", site.task_page(task))
+    for model in release["models"]:
+        pages[f"models/{safe_name(model)}.html"] = ("model.html", site.model_page(model))
+    for method in release["methods"]:
+        pages[f"methods/{safe_name(method)}.html"] = ("method.html", site.method_page(method))
+    for cell in release["cells"]:
+        pages[f"cells/{safe_name(cell['key'])}.html"] = ("cell.html", site.cell_page(cell))
+    for rel, (template, context) in pages.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        root = "../" * rel.count("/")
+        path.write_text(env.get_template(template).render(root=root, release=release, **context), encoding="utf-8")
+    return out / "index.html"
+
+
+def _copy_static(dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in resources.files("leaderboard").joinpath("static").iterdir():
+        if item.is_file():
+            with resources.as_file(item) as src:
+                shutil.copyfile(src, dest / item.name)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = fmt_number
+    env.filters["ci"] = fmt_ci
+    env.filters["slug"] = safe_name
+    env.filters["sortkey"] = _sort_key
+    env.filters["badkey"] = _bad_key
+    return env
+
+
+def fmt_number(x: Any, digits: int = 3) -> str:
+    """Short display of a number (3 significant digits, at least one decimal for percents).
+
+    >>> fmt_number(57.3987), fmt_number(0.004567), fmt_number(None)
+    ('57.4', '0.00457', '\u2013')
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "\u2013"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1000:
+        return str(int(x))
+    return f"{x:.1f}" if 10 <= abs(x) < 1000 else f"{x:.{digits}g}"
+
+
+def fmt_ci(ci: Any) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    return f"[{fmt_number(ci[0])}, {fmt_number(ci[1])}]"
+
+
+def _sort_key(x: Any) -> str:
+    """Value for ``data-sort``: numbers as repr, missing as empty (sorted last by the page script)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return repr(float(x)) if isinstance(x, (int, float)) else str(x)
+
+
+def _bad_key(metric: dict[str, Any]) -> str:
+    """``data-sort`` for a metric: its distance from the ideal, or its value oriented so ascending = better."""
+    if metric.get("distance") is not None:
+        return _sort_key(metric["distance"])
+    value = metric.get("value")
+    if value is None or metric.get("direction") == "target":
+        return ""
+    return _sort_key(-value if metric.get("direction") == "max" else value)
+
+
+class _Site:
+    """Builds the template context of each page from the release."""
+
+    def __init__(self, release: dict[str, Any], examples: dict[str, list[dict[str, Any]]]):
+        self.release = release
+        self.examples = examples
+        self.cells_by_task: dict[str, list[dict]] = {}
+        for c in release["cells"]:
+            self.cells_by_task.setdefault(c["task"], []).append(c)
+
+    # overview ------------------------------------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        r = self.release
+        facets = {
+            "family": sorted({row["family"] for row in r["rows"] if row["family"]}),
+            "kind": sorted({row["method_kind"] for row in r["rows"] if row["method_kind"]}),
+            "axis": sorted({c["axis"] for c in r["columns"] if c["axis"]}),
+            "task": sorted({c["task"] for c in r["columns"]}),
+        }
+        pareto = None
+        for task in sorted(self.cells_by_task, key=lambda t: ("stereoset" not in t, t)):
+            pareto = self._pareto(task)
+            if pareto:
+                break
+        return {"page": "overview", "title": "Overview", "facets": facets, "pareto": pareto,
+                "site_pareto": self.pareto_svg(pareto, ""),
+                "flagged": sorted({f for row in r["rows"] for e in row["cells"].values() for f in e["flags"]})}
+
+    def _pareto(self, task: str, variant: str | None = None) -> dict[str, Any] | None:
+        """Bias (first target/min metric) against utility (first max metric) for one task variant, if it has both."""
+        cells = [c for c in self.cells_by_task.get(task, []) if variant is None or c["variant"] == variant]
+        for var in sorted({c["variant"] for c in cells}):
+            group = [c for c in cells if c["variant"] == var]
+            bias_name = next((n for n, m in group[0]["metrics"].items()
+                              if m.get("direction") in ("target", "min") and m.get("ideal") is not None), None)
+            util_name = next((n for n, m in group[0]["metrics"].items() if m.get("direction") == "max"), None)
+            if not bias_name or not util_name:
+                continue
+            points = []
+            for c in group:
+                b, u = c["metrics"].get(bias_name), c["metrics"].get(util_name)
+                if b and u and b.get("distance") is not None and u.get("value") is not None:
+                    points.append({"label": f"{c['model']} \u00b7 {c['method_label']}" +
+                                   (f" \u00b7 seed {c['seed']}" if c["seed"] else ""),
+                                   "x": b["distance"], "y": u["value"], "href": f"cells/{safe_name(c['key'])}.html"})
+            if points:
+                ideal = group[0]["metrics"][bias_name]["ideal"]
+                return {"task": task, "variant": var, "bias": bias_name, "utility": util_name, "points": points,
+                        "x_label": f"|{bias_name} \u2212 {plots._fmt(ideal)}|", "y_label": util_name}
+        return None
+
+    def pareto_svg(self, pareto: dict[str, Any] | None, root: str) -> Any:
+        if not pareto:
+            return ""
+        pts = [dict(p, href=root + p["href"]) for p in pareto["points"]]
+        return plots.pareto_svg(pts, x_label=pareto["x_label"], y_label=pareto["y_label"])
+
+    # task ----------------------------------------------------------------------------------------------------
+    def task_page(self, task: str) -> dict[str, Any]:
+        meta = self.release["tasks"][task]
+        variants = []
+        for var in sorted({c["variant"] for c in self.cells_by_task[task]}):
+            cells = sorted((c for c in self.cells_by_task[task] if c["variant"] == var),
+                           key=lambda c: (c["model"], c["method_label"], c["seed"]))
+            metric_names = list(dict.fromkeys(n for c in cells for n in c["metrics"]))
+            headline = metric_names[0] if metric_names else None
+            charts = []
+            for c in cells:
+                if headline and c["groups"]:
+                    m = c["metrics"].get(headline, {})
+                    charts.append({"cell": c, "svg": self.group_svg(c, headline, m)})
+            pareto = self._pareto(task, var)
+            variants.append({"name": var, "description": meta.get("variants", {}).get(var, {}).get("description", ""),
+                             "cells": cells, "metric_names": metric_names, "headline": headline,
+                             "group_names": sorted({g for c in cells for g in c["groups"]}), "charts": charts,
+                             "pareto_svg": self.pareto_svg(pareto, "../") if pareto else "", "pareto": pareto})
+        return {"page": "task", "title": f"Task {task}", "task": task, "meta": meta, "variants": variants}
+
+    def group_svg(self, cell: dict[str, Any], metric_name: str, headline: dict[str, Any]) -> Any:
+        bars = [{"label": g, **ms[metric_name]} for g, ms in sorted(cell["groups"].items()) if metric_name in ms]
+        return plots.group_bars_svg(bars, ideal=headline.get("ideal"), direction=headline.get("direction", "target"),
+                                    unit=headline.get("unit", ""))
+
+    # model and method ----------------------------------------------------------------------------------------
+    def model_page(self, model: str) -> dict[str, Any]:
+        cells = [c for c in self.release["cells"] if c["model"] == model]
+        rows = [row for row in self.release["rows"] if row["model"] == model]
+        return {"page": "model", "title": f"Model {model}", "model": model, "meta": self.release["models"][model],
+                "cells": self._sorted(cells), "rows": rows}
+
+    def method_page(self, method: str) -> dict[str, Any]:
+        cells = [c for c in self.release["cells"] if c["method"] == method]
+        return {"page": "method", "title": f"Method {method}", "method": method,
+                "meta": self.release["methods"][method], "cells": self._sorted(cells)}
+
+    @staticmethod
+    def _sorted(cells: list[dict]) -> list[dict]:
+        return sorted(cells, key=lambda c: (c["task"], c["variant"], c["model"], c["method_label"], c["seed"]))
+
+    # cell ----------------------------------------------------------------------------------------------------
+    def cell_page(self, cell: dict[str, Any]) -> dict[str, Any]:
+        headline = next(iter(cell["metrics"]), None)
+        charts = []
+        group_metrics = list(dict.fromkeys(n for ms in cell["groups"].values() for n in ms))
+        for name in group_metrics:
+            ref = cell["metrics"].get(name) or next(ms[name] for ms in cell["groups"].values() if name in ms)
+            charts.append({"metric": name, "svg": self.group_svg(cell, name, ref)})
+        ex = drill_down(self.examples.get(cell["key"], []))
+        return {"page": "cell", "title": f"{cell['task']}:{cell['variant']} \u00b7 {cell['model']} \u00b7 "
+                f"{cell['method_label']}", "cell": cell, "headline": headline, "charts": charts, "ex": ex,
+                "shade": lambda m: ranking.shade(m.get("distance"), scale=ranking.shade_scale(m, [m.get("distance")]))}
+
+
+def drill_down(rows: list[dict[str, Any]], limit: int = MAX_EXAMPLES_SHOWN) -> dict[str, Any]:
+    """The most telling per-example rows first.
+
+    CrowS-Pairs-style rows (``sent_more_score``/``sent_less_score``) get ``margin = more - less`` and are ordered
+    most stereotyped first; rows with a ``margin`` field are ordered by it; other rows keep the task's order.
+    """
+    if not rows:
+        return {"rows": [], "columns": [], "total": 0, "order": ""}
+    rows = [dict(r) for r in rows]
+    order = ""
+    if all("sent_more_score" in r and "sent_less_score" in r for r in rows):
+        for r in rows:
+            a, b = r["sent_more_score"], r["sent_less_score"]
+            r["margin"] = None if a is None or b is None else a - b
+        order = "margin = sent_more_score \u2212 sent_less_score, largest first: the pairs the model finds most " \
+                "stereotyped"
+    if all("margin" in r for r in rows):
+        rows.sort(key=lambda r: -(r["margin"] if r["margin"] is not None else -math.inf))
+        order = order or "margin, largest first"
+    columns = list(dict.fromkeys(k for r in rows[:limit] for k in r))
+    if "margin" in columns:
+        columns.insert(1, columns.pop(columns.index("margin")))
+    return {"rows": rows[:limit], "columns": columns, "total": len(rows), "order": order}
