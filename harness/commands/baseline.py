@@ -1,0 +1,66 @@
+"""``biasboard baseline update``: snapshot chosen cells and metrics, with tolerances, as a reviewable baseline."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.commands._common import default_store, guarded, load_store
+from harness.errors import BiasboardError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("baseline", help="write the regression baseline")
+    sub = p.add_subparsers(dest="baseline_cmd", required=True)
+    u = sub.add_parser("update", help="snapshot results from a store into a baseline file (review it, then commit)")
+    u.add_argument("--store", default=None, help=f"results store (default: {default_store()})")
+    u.add_argument("--out", default="leaderboard/baseline.json", help="baseline file to write")
+    u.add_argument("--task", action="append", default=[], help="keep cells of this task (repeatable; TASK or "
+                   "TASK:VARIANT)")
+    u.add_argument("--model", action="append", default=[], help="keep cells of this model (repeatable)")
+    u.add_argument("--method", action="append", default=[], help="keep cells of this method (repeatable)")
+    u.add_argument("--metric", action="append", default=[], help="keep only these metrics (repeatable; default all)")
+    u.add_argument("--tolerance", action="append", default=[], metavar="METRIC=X",
+                   help="tolerance for a metric, in its units (repeatable)")
+    u.add_argument("--default-tolerance", type=float, default=None,
+                   help="tolerance for other metrics (default: 1 point for percent metrics, 0.05 otherwise)")
+    u.add_argument("--no-examples", action="store_true",
+                   help="do not store per-example scores (the gate then judges by tolerance alone)")
+    u.set_defaults(func=update)
+
+
+def parse_tolerances(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip() or out[name.strip()] < 0:
+            raise BiasboardError(f"--tolerance {item!r}: expected METRIC=X with X >= 0, e.g. stereotype_score=1.5")
+    return out
+
+
+@guarded
+def update(args) -> int:
+    from harness.regress import make_baseline
+
+    tolerances = parse_tolerances(args.tolerance)
+    store_path, records, examples = load_store(args.store)
+
+    def keep(r):
+        tasks_ok = not args.task or r["task"] in args.task or f"{r['task']}:{r['variant']}" in args.task
+        return tasks_ok and (not args.model or r["model"] in args.model) and (
+            not args.method or r["method"] in args.method)
+
+    doc = make_baseline([r for r in records if keep(r)], examples, metrics=args.metric or None,
+                        tolerances=tolerances, fallback_tolerance=args.default_tolerance,
+                        with_examples=not args.no_examples)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    n_metrics = sum(len(c["metrics"]) for c in doc["cells"])
+    paired = sum(1 for c in doc["cells"] for m in c["metrics"].values() if "per_example" in m)
+    print(f"baseline written to {out}: {len(doc['cells'])} cells, {n_metrics} metrics "
+          f"({paired} with per-example scores for the paired test) from {store_path}. Review it, then commit it.")
+    return 0

@@ -1,0 +1,26 @@
+"""``biasboard leaderboard build``: render the static site and JSON release from a results store."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.commands._common import default_store, guarded
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="build the static HTML leaderboard")
+    sub = p.add_subparsers(dest="leaderboard_cmd", required=True)
+    b = sub.add_parser("build", help="render HTML pages and release.json from a results store")
+    b.add_argument("--store", default=None, help=f"results store (default: {default_store()})")
+    b.add_argument("--out", default=None, help="output folder (default: <store folder>/site)")
+    b.set_defaults(func=build)
+
+
+@guarded
+def build(args) -> int:
+    from leaderboard.site import build as build_site
+
+    store = Path(args.store) if args.store else default_store()
+    out = Path(args.out) if args.out else store.parent / "site"
+    index = build_site(store, out)
+    print(f"leaderboard written to {index}  (open it in a browser; release data: {out / 'release.json'})")
+    return 0
