@@ -110,8 +110,16 @@ def pareto_svg(points: list[dict[str, Any]], *, x_label: str, y_label: str, widt
     return Markup("".join(out))
 
 
-def _short(label: str, n: int = 26) -> str:
-    return label if len(label) <= n else label[: n - 1] + "\u2026"
+def _short(label: str, n: int = 30) -> str:
+    """Shorten in the middle, so both the model and the method stay recognisable.
+
+    >>> _short("zoo:splade-tiny \u00b7 bias_vector(lam=10)", 20)
+    'zoo:splad\u2026or(lam=10)'
+    """
+    if len(label) <= n:
+        return label
+    head = (n - 1) // 2
+    return label[:head] + "\u2026" + label[len(label) - (n - 1 - head):]
 
 
 def group_bars_svg(bars: list[dict[str, Any]], *, ideal: float | None, direction: str, unit: str = "",
