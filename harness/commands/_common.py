@@ -33,7 +33,7 @@ def guarded(func: Callable[[Any], int]) -> Callable[[Any], int]:
         try:
             return func(args)
         except BiasboardError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"biasboard: error: {exc}", file=sys.stderr)
             return 2
     run.__name__ = func.__name__
     run.__doc__ = func.__doc__
