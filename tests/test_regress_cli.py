@@ -116,3 +116,14 @@ def test_baseline_update_filters_and_bad_tolerance(stores, tmp_path, capsys):
     assert cli("baseline", "update", "--store", stores["base"], "--out", out, "--tolerance", "ss") == 2
     assert "expected METRIC=X" in capsys.readouterr().err
     assert cli("baseline", "update", "--store", stores["base"], "--out", out, "--model", "nobody") == 2
+
+
+def test_wired_into_the_biasboard_cli(stores, capsys):
+    from harness.cli import main
+
+    assert main(["regress", "--baseline", str(stores["baseline"]), "--store", str(stores["cur"])]) == 1
+    assert "FAIL (regression)" in capsys.readouterr().out
+    assert main(["regress", "--baseline", str(stores["dir"] / "none.json"), "--store", str(stores["cur"])]) == 2
+    assert main(["baseline", "update", "--store", str(stores["base"]), "--out", str(stores["dir"] / "b2.json")]) == 0
+    assert main(["leaderboard", "build", "--store", str(stores["cur"]), "--out", str(stores["dir"] / "site")]) == 0
+    assert (stores["dir"] / "site" / "index.html").is_file()
