@@ -185,23 +185,24 @@ class _Site:
             cells = sorted((c for c in self.cells_by_task[task] if c["variant"] == var),
                            key=lambda c: (c["model"], c["method_label"], c["seed"]))
             metric_names = list(dict.fromkeys(n for c in cells for n in c["metrics"]))
-            headline = metric_names[0] if metric_names else None
+            group_metric = _group_metric(cells, metric_names[0] if metric_names else None)
             charts = []
             for c in cells:
-                if headline and c["groups"]:
-                    m = c["metrics"].get(headline, {})
-                    charts.append({"cell": c, "svg": self.group_svg(c, headline, m)})
+                ref = next((ms[group_metric] for ms in c["groups"].values() if group_metric in ms), None)
+                if ref is not None:
+                    charts.append({"cell": c, "svg": self.group_svg(c, group_metric, ref)})
             pareto = self._pareto(task, var)
             variants.append({"name": var, "description": meta.get("variants", {}).get(var, {}).get("description", ""),
-                             "cells": cells, "metric_names": metric_names, "headline": headline,
+                             "cells": cells, "metric_names": metric_names, "group_metric": group_metric,
                              "group_names": sorted({g for c in cells for g in c["groups"]}), "charts": charts,
                              "pareto_svg": self.pareto_svg(pareto, "../") if pareto else "", "pareto": pareto})
         return {"page": "task", "title": f"Task {task}", "task": task, "meta": meta, "variants": variants}
 
-    def group_svg(self, cell: dict[str, Any], metric_name: str, headline: dict[str, Any]) -> Any:
+    def group_svg(self, cell: dict[str, Any], metric_name: str, ref: dict[str, Any]) -> Any:
+        """Bars of one metric over a cell's groups; ``ref`` supplies the ideal, direction and unit."""
         bars = [{"label": g, **ms[metric_name]} for g, ms in sorted(cell["groups"].items()) if metric_name in ms]
-        return plots.group_bars_svg(bars, ideal=headline.get("ideal"), direction=headline.get("direction", "target"),
-                                    unit=headline.get("unit", ""))
+        return plots.group_bars_svg(bars, ideal=ref.get("ideal"), direction=ref.get("direction", "target"),
+                                    unit=ref.get("unit", ""))
 
     # model and method ----------------------------------------------------------------------------------------
     def model_page(self, model: str) -> dict[str, Any]:
@@ -231,6 +232,12 @@ class _Site:
         return {"page": "cell", "title": f"{cell['task']}:{cell['variant']} \u00b7 {cell['model']} \u00b7 "
                 f"{cell['method_label']}", "cell": cell, "headline": headline, "charts": charts, "ex": ex,
                 "shade": lambda m: ranking.shade(m.get("distance"), scale=ranking.shade_scale(m, [m.get("distance")]))}
+
+
+def _group_metric(cells: list[dict[str, Any]], headline: str | None) -> str | None:
+    """The metric shown per group: the headline when groups report it, else the first metric groups report."""
+    names = list(dict.fromkeys(n for c in cells for ms in c["groups"].values() for n in ms))
+    return headline if headline in names else (names[0] if names else None)
 
 
 def drill_down(rows: list[dict[str, Any]], limit: int = MAX_EXAMPLES_SHOWN) -> dict[str, Any]:

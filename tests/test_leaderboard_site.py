@@ -165,3 +165,10 @@ def test_leaderboard_build_command(site, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "missing.sqlite").exists()  # a typo must not create an empty store
+
+
+def test_groups_that_report_another_metric_are_still_shown(site):
+    # SEAT cells report mean_abs_effect_size overall and effect_size per test: the task page charts the latter
+    html = page(site, f"tasks/{safe_name('seat')}.html")
+    assert "Groups: <code>effect_size</code>" in html and 'class="plot bars"' in html
+    assert '<td data-sort="weat6">weat6</td>' in html and "p=0.01" in html
