@@ -326,16 +326,21 @@ def _badness(value: float, direction: str, ideal: float | None) -> float:
 
 def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]],
             *, seed: int = 0, allow_missing: bool = False) -> Report:
-    """Check every baseline cell and metric against the latest matching record of the store."""
+    """Check every baseline cell and metric against the latest finished record of the same cell in the store."""
     latest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        latest[identity(r)] = r
+    failed: dict[str, str] = {}
+    for r in records:  # store order is oldest first; records without a status are finished ones
+        if r.get("status", "done") == "done":
+            latest[identity(r)] = r
+        else:
+            failed[identity(r)] = (r.get("error") or "no error recorded").strip().splitlines()[0]
     report = Report(baseline_path=baseline.path, allow_missing=allow_missing)
     for cell in baseline.cells:
         rec = latest.get(cell.ident)
         if rec is None:
-            report.findings.append(Finding("missing_cell", cell.label, reason="no finished result for this cell in "
-                                           "the store; run the matrix that produces it"))
+            why = f"the cell failed: {failed[cell.ident]}" if cell.ident in failed else \
+                "no finished result for this cell in the store; run the matrix that produces it"
+            report.findings.append(Finding("missing_cell", cell.label, reason=why))
             continue
         note = "" if not cell.key or cell.key == rec.get("key") else "cell key changed since the baseline " \
                                                                        "(code, data or weights differ). "

@@ -78,8 +78,12 @@ def _mean_over_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
-def build_release(records: Iterable[dict[str, Any]], *, generated_at: str | None = None) -> dict[str, Any]:
-    """Assemble the release document from store records (result JSON contract plus store fields)."""
+def build_release(records: Iterable[dict[str, Any]], *, failures: Iterable[dict[str, Any]] = (),
+                  generated_at: str | None = None) -> dict[str, Any]:
+    """Assemble the release document from finished store records (result contract plus store fields).
+
+    ``failures`` are failed cells (store records with ``error``); they are listed, never scored.
+    """
     records = sorted((dict(r) for r in records), key=lambda r: (r["task"], r["variant"], r["model"], r["method"],
                                                                json.dumps(r.get("method_params") or {}, sort_keys=True),
                                                                r.get("seed", 0)))
@@ -127,6 +131,11 @@ def build_release(records: Iterable[dict[str, Any]], *, generated_at: str | None
         "ranking": {"how": RANK_HOW, "colour": COLOUR_HOW},
         "tasks": tasks, "methods": methods, "models": models,
         "columns": columns, "rows": rows, "cells": cells,
+        "failures": [{"key": f.get("key", ""), "model": f.get("model", ""), "method": f.get("method", ""),
+                      "method_params": f.get("method_params") or {}, "task": f.get("task", ""),
+                      "variant": f.get("variant", ""), "seed": f.get("seed", 0),
+                      "error": (f.get("error") or "").strip().splitlines()[0] if f.get("error") else ""}
+                     for f in failures],
     }
 
 

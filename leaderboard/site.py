@@ -30,18 +30,19 @@ def build(store_path: str | Path, out_dir: str | Path) -> Path:
         raise BiasboardError(f"results store {store_path} does not exist; run `biasboard run` first or pass --store")
     with Store(store_path) as store:
         records = store.records(status="done")
+        failures = store.records(status="failed")
         examples = {r["key"]: store.examples(r["key"]) for r in records}
-    return build_site(records, examples, out_dir)
+    return build_site(records, examples, out_dir, failures=failures)
 
 
 def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[str, Any]]], out_dir: str | Path,
-               *, generated_at: str | None = None) -> Path:
-    """Render pages from records (result contract plus store fields) and their per-example rows."""
+               *, failures: Iterable[dict[str, Any]] = (), generated_at: str | None = None) -> Path:
+    """Render pages from records (result contract plus store fields), their per-example rows and failed cells."""
     out = Path(out_dir)
     records = list(records)
     for r in records:
         r.setdefault("n_examples", len(examples.get(r["key"], [])))
-    release = build_release(records, generated_at=generated_at)
+    release = build_release(records, failures=failures, generated_at=generated_at)
     write_release(release, out, examples)
     _copy_static(out / "static")
     env = _environment()

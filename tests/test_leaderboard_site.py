@@ -172,3 +172,20 @@ def test_groups_that_report_another_metric_are_still_shown(site):
     html = page(site, f"tasks/{safe_name('seat')}.html")
     assert "Groups: <code>effect_size</code>" in html and 'class="plot bars"' in html
     assert '<td data-sort="weat6">weat6</td>' in html and "p=0.01" in html
+
+
+def test_failed_cells_are_listed_not_scored(tmp_path):
+    from leaderboard_fixtures import stereoset_record
+
+    from harness.store import Store
+
+    ok = stereoset_record("m", "none", 58.0, 80.0)
+    write_store(tmp_path / "s.sqlite", [ok], {})
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_failure("bad-key", {"model": "<b>m2</b>", "method": "none", "method_params": {}, "task": "seat",
+                                      "variant": "mean_pool", "seed": 0}, "ValueError: boom\nTraceback...")
+    build(tmp_path / "s.sqlite", tmp_path / "out")
+    release = json.loads((tmp_path / "out" / "release.json").read_text())
+    assert release["failures"][0]["error"] == "ValueError: boom" and len(release["cells"]) == 1
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "1 cell(s) failed" in html and "&lt;b&gt;m2&lt;/b&gt;" in html and "ValueError: boom" in html

@@ -211,3 +211,13 @@ def test_identity_ignores_key_but_not_params():
     a = {"model": "m", "method": "bias_vector", "method_params": {"lam": 1}, "task": "t", "variant": "v", "seed": 0}
     assert identity({**a, "key": "x"}) == identity({**a, "key": "y"})
     assert identity(a) != identity({**a, "method_params": {"lam": 10}})
+
+
+def test_failed_cell_is_missing_with_its_error():
+    rec = stereoset_record("m", "none", 58.0, 80.0)
+    failed = {k: rec[k] for k in ("key", "model", "method", "method_params", "task", "variant", "seed")}
+    failed.update(status="failed", error="RuntimeError: out of memory\nTraceback ...")
+    report = gate([rec], {}, [failed], {})
+    [f] = report.findings
+    assert f.status == "missing_cell" and f.reason == "the cell failed: RuntimeError: out of memory"
+    assert report.exit_code == 2

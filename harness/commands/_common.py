@@ -17,14 +17,14 @@ def default_store() -> Path:
 
 
 def load_store(path: str | Path | None) -> tuple[Path, list[dict[str, Any]], Callable[[str], list[dict]]]:
-    """(path, finished records, examples lookup) of a results store that must already exist."""
+    """(path, all records (finished and failed, each with ``status``), examples lookup) of an existing store."""
     from harness.store import Store
 
     path = Path(path) if path else default_store()
     if not path.is_file():
         raise BiasboardError(f"results store {path} does not exist; run `biasboard run` first or pass --store")
     store = Store(path)
-    return path, store.records(status="done"), store.examples
+    return path, store.records(status=None), store.examples
 
 
 def guarded(func: Callable[[Any], int]) -> Callable[[Any], int]:
