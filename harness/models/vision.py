@@ -194,7 +194,10 @@ def build_backbone(arch: str, weights: Path | None = None) -> nn.Module:
     else:
         raise UnsupportedError(f"unknown vision architecture {arch!r}; known: {', '.join(ARCHS)}")
     if weights is not None:
-        missing, unexpected = net.load_state_dict(_load_state(Path(weights)), strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(_load_state(Path(weights)), strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise BiasboardError(f"{weights}: weights do not fit {arch}: {str(exc)[:300]}") from None
         if missing or unexpected:
             raise BiasboardError(f"{weights}: weights do not fit {arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return net if wrap is None else wrap(net)
