@@ -245,7 +245,7 @@ def drill_down(rows: list[dict[str, Any]], limit: int = MAX_EXAMPLES_SHOWN) -> d
     """The most telling per-example rows first.
 
     CrowS-Pairs-style rows (``sent_more_score``/``sent_less_score``) get ``margin = more - less`` and are ordered
-    most stereotyped first; rows with a ``margin`` field are ordered by it; other rows keep the task's order.
+    most stereotyped first (CrowS counts a pair as biased when ``sent_more`` scores higher, stereo or antistereo); rows with a ``margin`` field are ordered by it; other rows keep the task's order.
     """
     if not rows:
         return {"rows": [], "columns": [], "total": 0, "order": ""}
@@ -255,8 +255,8 @@ def drill_down(rows: list[dict[str, Any]], limit: int = MAX_EXAMPLES_SHOWN) -> d
         for r in rows:
             a, b = r["sent_more_score"], r["sent_less_score"]
             r["margin"] = None if a is None or b is None else a - b
-        order = "margin = sent_more_score \u2212 sent_less_score, largest first: the pairs the model finds most " \
-                "stereotyped"
+        order = "margin = sent_more_score \u2212 sent_less_score, largest first: the pairs where the model most " \
+                "prefers the sentence the metric counts as stereotyping"
     if all("margin" in r for r in rows):
         rows.sort(key=lambda r: -(r["margin"] if r["margin"] is not None else -math.inf))
         order = order or "margin, largest first"

@@ -133,7 +133,7 @@ def test_cell_page_has_provenance_and_most_stereotyped_first(site):
     rows = site["examples"][rec["key"]]
     top = max(rows, key=lambda r: r["sent_more_score"] - r["sent_less_score"])
     first_row = html.split("<tbody>")[-1].split("</tr>")[0]
-    assert f">{top['id']}<" in first_row and "most stereotyped" in html
+    assert f">{top['id']}<" in first_row and "counts as stereotyping" in html
 
 
 def test_drill_down_orders_by_margin_and_caps():
