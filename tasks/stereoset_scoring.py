@@ -1,0 +1,172 @@
+"""Batched StereoSet candidate scores on top of ``harness.models.scoring`` (one score per cluster and label).
+
+- MLM, intrasentence (Nadeem et al. 2021; bias-bench ``_likelihood_score``): the candidate word is split into
+  sub-tokens; sub-token i is predicted at a [MASK] placed after sub-tokens 0..i-1 (filled in); the score is the
+  mean of the sub-token *probabilities*. Sub-tokens are built at token level (bias-bench decodes the prefix and
+  re-tokenises the string; the two agree except when a decoded prefix re-tokenises differently). Byte-level
+  BPE tokenizers (RoBERTa, GPT-2 style, where " word" is one token) get the word with its leading space, as
+  bias-bench does for RoBERTa, unless the blank starts the sentence.
+- Causal, intrasentence (bias-bench ``_likelihood_score_generative``): per-token geometric mean of the
+  probabilities of the whole sentence after an unconditional start token.
+- Causal, intersentence: geometric mean of the candidate's token probabilities given start token + context
+  (a period is appended to a context without final punctuation, as the original script does).
+- Causal, intersentence as in the original StereoSet script (``intersentence_nadeem``): mean log2-probability of
+  the candidate alone divided by the mean log2-probability of the context tokens. This is what
+  ``eval_generative_models.py`` computes; note it does not condition the candidate on the context.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from harness.errors import UnsupportedError
+from harness.models import scoring
+from tasks.stereoset_data import LABELS, Cluster
+
+
+def start_token_id(tokenizer) -> int:
+    """Unconditional start token: what the tokenizer prepends by default (Llama-2 style BOS), else
+    ``<|endoftext|>`` (GPT-2's, used by the original StereoSet code; also SmolLM's document separator), else BOS,
+    else EOS."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    if len(full) > len(plain) and full[0] in tokenizer.all_special_ids:
+        return full[0]
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    if isinstance(eot, int) and tokenizer.convert_ids_to_tokens(eot) == "<|endoftext|>":
+        return eot
+    for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return tid
+    raise UnsupportedError("tokenizer has no BOS / EOS / <|endoftext|> token to start a sentence with")
+
+
+def space_joins_word(tokenizer) -> bool:
+    """True for byte-level BPE: a preceding space becomes part of the word's first token (" a" != "a")."""
+    spaced = tokenizer(" a", add_special_tokens=False)["input_ids"]
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return spaced != bare and len(spaced) == len(bare)
+
+
+def special_wrap(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text (e.g. [CLS] ... [SEP])."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for i in range(len(full) - len(plain) + 1):
+        if full[i:i + len(plain)] == plain:
+            return full[:i], full[i + len(plain):]
+    raise UnsupportedError("cannot tell the tokenizer's special tokens apart from the text")
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def _split_at_blank(cluster: Cluster, label: str) -> tuple[str, str, str]:
+    """(text before the candidate word, the word, text after it) for the last BLANK of the context."""
+    words = cluster.context.split(" ")
+    idx = max(i for i, w in enumerate(words) if "BLANK" in w)
+    pre, _, post = words[idx].rpartition("BLANK")
+    sentence_words = cluster.sentences[label].split(" ")
+    left = " ".join(sentence_words[:idx] + [pre]) if idx else pre
+    right = " ".join([post] + words[idx + 1:]) if idx + 1 < len(words) else post
+    return left, cluster.template_word(label), right
+
+
+def mlm_queries(tokenizer, clusters: Sequence[Cluster]) -> tuple[list, list[tuple[int, int]]]:
+    """One masked query per candidate sub-token; returns (queries, owner (cluster index, label index) per query)."""
+    mask_id = tokenizer.mask_token_id
+    if mask_id is None:
+        raise UnsupportedError("tokenizer has no mask token")
+    spaced = space_joins_word(tokenizer)
+    head, tail = special_wrap(tokenizer)
+    queries, owners = [], []
+    for ci, cluster in enumerate(clusters):
+        for li, label in enumerate(LABELS):
+            left, word, right = _split_at_blank(cluster, label)
+            with_space = spaced and left.endswith(" ")
+            left_ids = _encode(tokenizer, left.rstrip(" ") if with_space else left)
+            word_ids = _encode(tokenizer, (" " + word) if with_space else word)
+            right_ids = _encode(tokenizer, right)
+            if not word_ids:
+                raise UnsupportedError(f"cluster {cluster.id}: candidate word {word!r} has no tokens")
+            for i, target in enumerate(word_ids):
+                ids = head + left_ids + word_ids[:i] + [mask_id] + right_ids + tail
+                queries.append((ids, [(len(head) + len(left_ids) + i, target)]))
+                owners.append((ci, li))
+    return queries, owners
+
+
+def mlm_intrasentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 64, progress: bool = False
+                      ) -> np.ndarray:
+    """(n_clusters, 3) scores: mean sub-token probability of each candidate word (stereo, anti, unrelated)."""
+    queries, owners = mlm_queries(handle.tokenizer, clusters)
+    logps = scoring.masked_logprobs(handle, queries, batch_size=batch_size, progress=progress)
+    sums = np.zeros((len(clusters), len(LABELS)))
+    counts = np.zeros((len(clusters), len(LABELS)))
+    for (ci, li), lp in zip(owners, logps):
+        sums[ci, li] += np.exp(lp[0])
+        counts[ci, li] += 1
+    return sums / counts
+
+
+def _terminated(context: str) -> str:
+    return context if context and context[-1] in ".!?" else context + "."
+
+
+def _geo_mean(logprobs: np.ndarray) -> float:
+    return float(np.exp(np.mean(logprobs)))
+
+
+def clm_intrasentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
+                      ) -> np.ndarray:
+    """(n_clusters, 3) per-token geometric mean probability of each whole candidate sentence."""
+    tok = handle.tokenizer
+    start = start_token_id(tok)
+    seqs = [[start] + _encode(tok, c.sentences[label]) for c in clusters for label in LABELS]
+    lps = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
+    return np.array([_geo_mean(lp) for lp in lps]).reshape(len(clusters), len(LABELS))
+
+
+def _context_split(tok, context: str, sentence: str) -> tuple[list[int], int]:
+    """Token ids of "context sentence" and how many of them belong to the context (longest common prefix)."""
+    full = _encode(tok, f"{context} {sentence}")
+    ctx = _encode(tok, context)
+    k = 0
+    while k < min(len(ctx), len(full) - 1) and ctx[k] == full[k]:
+        k += 1
+    return full, k
+
+
+def clm_intersentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
+                      ) -> np.ndarray:
+    """(n_clusters, 3) geometric mean probability of the candidate's tokens given start token + context."""
+    tok = handle.tokenizer
+    start = start_token_id(tok)
+    seqs, cuts = [], []
+    for c in clusters:
+        for label in LABELS:
+            full, k = _context_split(tok, _terminated(c.context), c.sentences[label])
+            seqs.append([start] + full)
+            cuts.append(k)
+    lps = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
+    return np.array([_geo_mean(lp[k:]) for lp, k in zip(lps, cuts)]).reshape(len(clusters), len(LABELS))
+
+
+def clm_intersentence_nadeem(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
+                             ) -> np.ndarray:
+    """(n_clusters, 3) the original script's score: mean log2 p(candidate alone) / mean log2 p(context tokens)."""
+    tok = handle.tokenizer
+    start = start_token_id(tok)
+    with_ctx, alone, cuts = [], [], []
+    for c in clusters:
+        for label in LABELS:
+            full, k = _context_split(tok, _terminated(c.context), c.sentences[label])
+            with_ctx.append([start] + full)
+            cuts.append(k)
+            alone.append([start] + _encode(tok, c.sentences[label]))
+    lps = scoring.sequence_logprobs(handle, with_ctx + alone, batch_size=batch_size, progress=progress)
+    n = len(with_ctx)
+    scores = [np.mean(lps[n + i]) / np.mean(lps[i][:k]) for i, k in enumerate(cuts)]
+    return np.array(scores).reshape(len(clusters), len(LABELS))
