@@ -153,6 +153,9 @@ class Task:
     default_variant: ClassVar[str]
     citation: ClassVar[str] = ""
     axis: ClassVar[str] = ""
+    fine_tunes: ClassVar[bool] = False
+    """True when the task fine-tunes a downstream model and calls the method's ``transform_data`` /
+    ``training_loss`` hooks; methods without ``apply`` only pair with such tasks."""
 
     def data_files(self, variant: str) -> list[Path]:
         """Files the result depends on (hashed into the cell key)."""

@@ -1,1 +1,1 @@
-"""CLI subcommands: each module has ``add_parser(subparsers)`` that sets ``func`` (args -> exit code)."""
+"""Subcommands of the ``biasboard`` CLI, one module each (``add_parser(subparsers)``)."""

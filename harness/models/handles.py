@@ -112,6 +112,10 @@ def resolve_model(spec: "ModelSpec | str | dict") -> ResolvedModel:
     spec = ModelSpec.parse(spec)
     if spec.family is not None and spec.family not in FAMILIES:
         raise BiasboardError(f"model {spec.id!r}: unknown family {spec.family!r}; valid: {FAMILIES}")
+    if spec.id.startswith("vision:"):
+        from harness.models.vision import resolve_builtin
+
+        return resolve_builtin(spec)
     if spec.id.startswith("zoo:"):
         entry = zoo.get_entry(spec.id)
         path = zoo.pull(entry.alias)

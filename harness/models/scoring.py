@@ -40,6 +40,16 @@ def _require(handle, *families: str) -> None:
         raise UnsupportedError(f"model {handle.id!r} is a {handle.family} model; this needs one of {families}")
 
 
+def _mlm_head(model):
+    """The module mapping the base model's hidden states to vocabulary logits, when it is a single child
+    (BERT ``cls``, RoBERTa ``lm_head``, ALBERT ``predictions``); None means: use the full forward."""
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        return None
+    heads = [m for _, m in model.named_children() if m is not base]
+    return heads[0] if len(heads) == 1 else None
+
+
 @torch.inference_mode()
 def masked_logprobs(handle, queries: Sequence[tuple[Sequence[int], Sequence[tuple[int, int]]]], *,
                     batch_size: int = 64, progress: bool = False) -> list[np.ndarray]:
@@ -50,20 +60,26 @@ def masked_logprobs(handle, queries: Sequence[tuple[Sequence[int], Sequence[tupl
     """
     _require(handle, "mlm")
     model, pad = handle.model, handle.tokenizer.pad_token_id
+    head = _mlm_head(model)
     out: list[np.ndarray | None] = [None] * len(queries)
     order = sorted(range(len(queries)), key=lambda i: len(queries[i][0]))
     bar = tqdm(total=len(queries), desc="masked LM", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
         ids, mask = _pad([queries[i][0] for i in batch], pad)
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        rows, cols, targets, owners = [], [], [], []
+        rows, cols, targets = [], [], []
         for b, qi in enumerate(batch):
             for pos, tgt in queries[qi][1]:
                 rows.append(b)
                 cols.append(pos)
                 targets.append(tgt)
-                owners.append(qi)
-        picked = logits[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)].float()
+        rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
+        if head is not None:
+            # Run the vocabulary head only where a prediction is needed: most of an MLM's cost on short
+            # sentences is the hidden x vocab projection at every position.
+            hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
+            picked = head(hidden[rows_t, cols_t].unsqueeze(1)).squeeze(1).float()
+        else:
+            picked = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t].float()
         lp = torch.log_softmax(picked, dim=-1).gather(1, torch.tensor(targets).unsqueeze(1)).squeeze(1).numpy()
         k = 0
         for qi in batch:

@@ -1,0 +1,86 @@
+"""``biasboard eval``: one cell, printed as the result JSON contract (or a table)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from harness.commands.common import add_output_args, results_table, store_path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate one model x method x task cell",
+                       description="Evaluate one cell. The result is cached in the store like any matrix cell.")
+    p.add_argument("--model", required=True, help="zoo:ALIAS, a local model folder, or a Hugging Face Hub id")
+    p.add_argument("--family", default=None, help="model family when it cannot be inferred (mlm, clm, encoder, ...)")
+    p.add_argument("--task", required=True, help="TASK or TASK:VARIANT (default variant: the first the model supports)")
+    p.add_argument("--method", default="none", help="method name (default: none)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="method parameter (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--n-bootstrap", type=int, default=1000)
+    p.add_argument("--max-examples", type=int, default=None, help="evaluate only the first N examples (smoke runs)")
+    p.add_argument("--json", action="store_true", help="print the result JSON (contract of DESIGN.md section 4)")
+    p.add_argument("--examples", action="store_true", help="include per-example rows in the JSON")
+    p.add_argument("--force", action="store_true", help="recompute even when cached")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the results store")
+    add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def parse_params(items: list[str]) -> dict:
+    import yaml
+
+    from harness.errors import BiasboardError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BiasboardError(f"--param {item!r}: expected NAME=VALUE")
+        out[name] = yaml.safe_load(value)
+    return out
+
+
+def run(args) -> int:
+    from harness.errors import UnsupportedError
+    from harness.matrix import Matrix, plan
+    from harness.registry import TASKS
+    from harness.runner import evaluate_cell
+    from harness.store import Store
+
+    model = {"id": args.model, **({"family": args.family} if args.family else {})}
+    task_name, _, variant = args.task.partition(":")
+    task_cls = TASKS.get(task_name)
+    method = {"name": args.method, "params": parse_params(args.param)}
+    extra = {"max_examples": args.max_examples} if args.max_examples else {}
+    matrix = Matrix.from_dict({"name": "eval", "models": [model], "methods": [method], "tasks": [args.task],
+                               "seeds": [args.seed], "options": {"extra": extra}})
+    cells, skipped = plan(matrix)
+    if not variant and cells:
+        preferred = [c for c in cells if c.variant == task_cls.default_variant]
+        cells = preferred or cells[:1]
+    if not cells:
+        reasons = "; ".join(s.reason for s in skipped) or f"no variant of {task_name} supports this model"
+        raise UnsupportedError(f"cannot evaluate {args.model} on {args.task} with {args.method}: {reasons}")
+    cell = cells[0]
+    store = None if args.no_cache else Store(store_path(args))
+    cached = store.get(cell.key) if store and not args.force else None
+    if cached and cached.get("status") == "done":
+        record, examples = cached, (store.examples(cell.key) if args.examples else [])
+    else:
+        record, examples = evaluate_cell(cell, batch_size=args.batch_size, n_bootstrap=args.n_bootstrap,
+                                         progress=not args.json and sys.stderr.isatty(), extra=extra)
+        if store:
+            store.put(cell.key, record, examples)
+    record = {k: v for k, v in record.items() if k != "status"}
+    record["key"] = cell.key
+    if args.json:
+        if args.examples:
+            record["examples"] = examples
+        print(json.dumps(record, indent=2))
+    else:
+        print(results_table([record]))
+        for group, metrics in record.get("groups", {}).items():
+            name, m = next(iter(metrics.items()))
+            print(f"  {group:22s} {name} = {m['value']:.2f} (n={m['n']})")
+    return 0

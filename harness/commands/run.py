@@ -1,0 +1,84 @@
+"""``biasboard run [MATRIX]``: evaluate a matrix (the quick one by default), cached and resumable."""
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+from harness.commands.common import add_output_args, results_table, store_path
+
+EXECUTORS = {"local": "harness.runner:run_local"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="evaluate a matrix of models x methods x tasks x seeds (default: the quick matrix)",
+                       description="Evaluate every cell of a matrix YAML. Finished cells are read from the store; "
+                                   "an interrupted run continues where it stopped.")
+    p.add_argument("matrix", nargs="?", help="matrix YAML (default: the packaged quick matrix)")
+    add_output_args(p)
+    p.add_argument("--force", action="store_true", help="recompute cells even when the store has them")
+    p.add_argument("--executor", default="local", help="where cells run: local (default) or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
+    p.add_argument("--batch-size", type=int, default=None, help="forward-pass batch size (results do not depend on it)")
+    p.add_argument("--no-site", action="store_true", help="do not build the static leaderboard site")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def default_matrix() -> Path:
+    return Path(str(resources.files("leaderboard") / "matrices" / "quick.yaml"))
+
+
+def run(args) -> int:
+    from harness.matrix import Matrix, plan
+    from harness.store import Store
+
+    matrix = Matrix.load(args.matrix or default_matrix())
+    cells, skipped = plan(matrix)
+    spath = store_path(args)
+    store = Store(spath)
+    opts = matrix.options
+    batch_size = args.batch_size or int(opts.get("batch_size", 32))
+    print(f"matrix {matrix.name}: {len(cells)} cells ({len(skipped)} pairings skipped as unsupported)", file=sys.stderr)
+    if args.executor == "local":
+        from harness.runner import run_local
+
+        summary = run_local(cells, store, force=args.force, batch_size=batch_size,
+                            n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
+                            extra=opts.get("extra"))
+    else:
+        import importlib
+
+        try:
+            executor = importlib.import_module(f"harness.executors.{args.executor}")
+        except ImportError:
+            from harness.errors import BiasboardError
+
+            raise BiasboardError(f"unknown executor {args.executor!r}; available: local, ray") from None
+        summary = executor.run(cells, store, force=args.force, batch_size=batch_size,
+                               n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
+                               extra=opts.get("extra"), address=args.address)
+    keys = {c.key for c in cells}
+    records = [r for r in store.records(status=None) if r["key"] in keys]
+    print(results_table(records))
+    print(f"\n{len(summary.done)} computed, {len(summary.cached)} from cache, {len(summary.failed)} failed"
+          + (" (interrupted: rerun to continue)" if summary.interrupted else ""))
+    for key, message in summary.failed:
+        print(f"  failed {key[:12]}: {message}", file=sys.stderr)
+    print(f"results store: {spath}")
+    if not args.no_site:
+        site = _build_site(spath, (args.out or spath.parent) / "site")
+        if site:
+            print(f"leaderboard: {site / 'index.html'}")
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
+def _build_site(spath: Path, out: Path) -> Path | None:
+    try:
+        from leaderboard.site import build
+    except ImportError:
+        return None
+    build(spath, out)
+    return out

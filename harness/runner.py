@@ -1,0 +1,154 @@
+"""Run planned cells: skip finished ones, evaluate the rest, store each result as soon as it is done.
+
+Cells are grouped by (model, method, seed) so a model is loaded and a method applied once per group, not once
+per cell. ``evaluate_cell`` is the unit of work any executor (local, Ray) runs; only the driver writes the store.
+"""
+from __future__ import annotations
+
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import harness
+from harness.errors import BiasboardError
+from harness.matrix import Cell
+from harness.models.handles import ModelHandle, load_handle
+from harness.paths import cache_dir
+from harness.registry import METHODS, TASKS
+from harness.specs import RunContext
+from harness.store import Store
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class HandleCache:
+    """Keeps the last base model and the last method-applied model, so groups of cells reuse them."""
+
+    base_key: str = ""
+    base: ModelHandle | None = None
+    applied_key: tuple = ()
+    applied: ModelHandle | None = None
+
+    def handle_for(self, cell: Cell, ctx: RunContext) -> ModelHandle:
+        if self.base_key != cell.model.weights_sha256 + cell.model.spec.id:
+            self.base, self.applied, self.applied_key = load_handle(cell.model), None, ()
+            self.base_key = cell.model.weights_sha256 + cell.model.spec.id
+        key = (cell.method.name, cell.params, cell.seed)
+        if self.applied_key != key:
+            method = ctx.method
+            if hasattr(method, "apply"):
+                seed_everything(cell.seed)
+                self.applied = method.apply(self.base, ctx)
+            else:
+                self.applied = self.base
+            self.applied_key = key
+        return self.applied
+
+
+def make_context(cell: Cell, *, batch_size: int = 32, n_bootstrap: int = 1000, progress: bool = False,
+                 extra: dict[str, Any] | None = None) -> RunContext:
+    method = METHODS.get(cell.method.name)()
+    return RunContext(seed=cell.seed, batch_size=batch_size, params=dict(cell.params),
+                      cache_dir=cache_dir() / "cells", progress=progress, n_bootstrap=n_bootstrap, method=method,
+                      extra=dict(extra or {}))
+
+
+def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size: int = 32, n_bootstrap: int = 1000,
+                  progress: bool = False, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict]]:
+    """Evaluate one cell; returns (result record in the JSON contract, per-example rows)."""
+    handles = handles or HandleCache()
+    ctx = make_context(cell, batch_size=batch_size, n_bootstrap=n_bootstrap, progress=progress, extra=extra)
+    task_cls = TASKS.get(cell.task)
+    started = time.perf_counter()
+    handle = handles.handle_for(cell, ctx)
+    seed_everything(cell.seed)
+    result = task_cls().evaluate(handle, cell.variant, ctx)
+    if not result.metrics:
+        raise BiasboardError(f"task {cell.task}:{cell.variant} returned no metrics")
+    seconds = time.perf_counter() - started
+    record = {
+        "model": cell.model.spec.id, "method": cell.method.name, "method_params": dict(cell.params),
+        "task": cell.task, "variant": cell.variant, "seed": cell.seed,
+        **result.to_json(),
+        "family": cell.model.family, "method_kind": ctx.method.kind, "axis": result.axis or task_cls.axis,
+        "task_version": task_cls.version, "method_version": ctx.method.version,
+        "provenance": {"harness": harness.__version__, "data_sha256": result.data_sha256 or cell.data_sha256,
+                       "weights_sha256": cell.model.weights_sha256, "lineage": list(handle.lineage),
+                       "seconds": round(seconds, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    }
+    return record, result.examples
+
+
+@dataclass
+class RunSummary:
+    done: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _failure_record(cell: Cell) -> dict[str, Any]:
+    return {"model": cell.model.spec.id, "method": cell.method.name, "method_params": dict(cell.params),
+            "task": cell.task, "variant": cell.variant, "seed": cell.seed, "family": cell.model.family}
+
+
+def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int = 1000,
+              progress: bool = True, extra: dict[str, Any] | None = None,
+              on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
+    """Evaluate pending cells in this process, writing each result to the store the moment it finishes."""
+    from tqdm.auto import tqdm
+
+    summary = RunSummary()
+    done = store.done_keys()
+    pending = []
+    for cell in cells:
+        if cell.key in done and not force:
+            summary.cached.append(cell.key)
+        else:
+            pending.append(cell)
+    pending.sort(key=lambda c: (c.model.spec.id, c.method.label, c.seed, c.task, c.variant))
+    handles = HandleCache()
+    bar = tqdm(total=len(pending), desc="cells", disable=not progress or not pending, unit="cell")
+    try:
+        for _, group in groupby(pending, key=lambda c: (c.model.spec.id, c.method.label, c.seed)):
+            for cell in group:
+                bar.set_postfix_str(cell.label[-60:])
+                try:
+                    record, examples = evaluate_cell(cell, handles=handles, batch_size=batch_size,
+                                                     n_bootstrap=n_bootstrap, progress=progress, extra=extra)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # one bad cell must not stop the matrix: record it and go on
+                    message = f"{type(exc).__name__}: {exc}"
+                    store.put_failure(cell.key, _failure_record(cell), message + "\n" + traceback.format_exc())
+                    summary.failed.append((cell.key, message))
+                    if on_cell:
+                        on_cell(cell, "failed")
+                else:
+                    store.put(cell.key, record, examples)
+                    summary.done.append(cell.key)
+                    if on_cell:
+                        on_cell(cell, "done")
+                bar.update(1)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        bar.close()
+    return summary
+
+
+def default_store_path(out: str | Path) -> Path:
+    return Path(out) / "results.sqlite"

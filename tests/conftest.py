@@ -1,0 +1,71 @@
+"""Shared fixtures: data location, offline zoo models (loaded once per session), tiny local models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sys
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers such as crows_reference
+os.environ.setdefault("BIASBOARD_DATA_DIR", str(REPO.parent / "shared" / "data"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+DATA_DIR = Path(os.environ["BIASBOARD_DATA_DIR"])
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA_DIR.exists(), f"test data folder {DATA_DIR} is missing (set BIASBOARD_DATA_DIR)"
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def splade():
+    from harness.models import load_handle
+
+    return load_handle("zoo:splade-tiny")
+
+
+@pytest.fixture(scope="session")
+def smollm():
+    from harness.models import load_handle
+
+    return load_handle("zoo:smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from harness.models import load_handle
+
+    return load_handle("zoo:minilm-l6")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer BERT MLM saved with save_pretrained: exercises the local-folder path."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    words = ("the a he she they is was nurse doctor man woman poor rich black white people kids are good bad "
+             "smart lazy and to of in on cat sat mat . , !").split()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + \
+        list("abcdefghijklmnopqrstuvwxyz")
+    (path / "vocab.txt").write_text("\n".join(vocab))
+    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertForMaskedLM(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def isolated_out(tmp_path, monkeypatch) -> Path:
+    """An output folder of its own for CLI runs."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("BIASBOARD_OUT", str(out))
+    return out
