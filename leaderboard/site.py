@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import jinja2
 
 from harness.errors import BiasboardError
-from leaderboard import plots, ranking
+from leaderboard import plots
 from leaderboard.release import build_release, safe_name, write_release
 
 MAX_EXAMPLES_SHOWN = 200
@@ -223,7 +223,6 @@ class _Site:
 
     # cell ----------------------------------------------------------------------------------------------------
     def cell_page(self, cell: dict[str, Any]) -> dict[str, Any]:
-        headline = next(iter(cell["metrics"]), None)
         charts = []
         group_metrics = list(dict.fromkeys(n for ms in cell["groups"].values() for n in ms))
         for name in group_metrics:
@@ -231,8 +230,7 @@ class _Site:
             charts.append({"metric": name, "svg": self.group_svg(cell, name, ref)})
         ex = drill_down(self.examples.get(cell["key"], []))
         return {"page": "cell", "title": f"{cell['task']}:{cell['variant']} \u00b7 {cell['model']} \u00b7 "
-                f"{cell['method_label']}", "cell": cell, "headline": headline, "charts": charts, "ex": ex,
-                "shade": lambda m: ranking.shade(m.get("distance"), scale=ranking.shade_scale(m, [m.get("distance")]))}
+                f"{cell['method_label']}", "cell": cell, "charts": charts, "ex": ex}
 
 
 def _group_metric(cells: list[dict[str, Any]], headline: str | None) -> str | None:
