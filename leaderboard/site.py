@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sqlite3
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,10 +29,13 @@ def build(store_path: str | Path, out_dir: str | Path) -> Path:
     store_path = Path(store_path)
     if not store_path.is_file():
         raise BiasboardError(f"results store {store_path} does not exist; run `biasboard run` first or pass --store")
-    with Store(store_path) as store:
-        records = store.records(status="done")
-        failures = store.records(status="failed")
-        examples = {r["key"]: store.examples(r["key"]) for r in records}
+    try:
+        with Store(store_path) as store:
+            records = store.records(status="done")
+            failures = store.records(status="failed")
+            examples = {r["key"]: store.examples(r["key"]) for r in records}
+    except sqlite3.DatabaseError as exc:
+        raise BiasboardError(f"{store_path} is not a biasboard results store (SQLite): {exc}") from None
     return build_site(records, examples, out_dir, failures=failures)
 
 

@@ -165,6 +165,10 @@ def test_leaderboard_build_command(site, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
     assert not (tmp_path / "missing.sqlite").exists()  # a typo must not create an empty store
+    (tmp_path / "junk.sqlite").write_text("not a database")
+    args = parser.parse_args(["leaderboard", "build", "--store", str(tmp_path / "junk.sqlite")])
+    assert args.func(args) == 2
+    assert "is not a biasboard results store" in capsys.readouterr().err
 
 
 def test_groups_that_report_another_metric_are_still_shown(site):

@@ -92,6 +92,8 @@ def test_missing_cell_exits_2_unless_allowed(stores, tmp_path, capsys):
 @pytest.mark.parametrize("setup,message", [
     (lambda s: ["--baseline", s["dir"] / "none.json", "--store", s["base"]], "baseline file not found"),
     (lambda s: ["--baseline", s["baseline"], "--store", s["dir"] / "none.sqlite"], "does not exist"),
+    (lambda s: ["--baseline", s["baseline"], "--store", _write(s["dir"] / "junk.sqlite", "not a database")],
+     "is not a biasboard results store"),
     (lambda s: ["--baseline", _write(s["dir"] / "bad.json", '{"schema": "biasboard-baseline/1", "cells": [{}]}'),
                 "--store", s["base"]], "row cells[0], field 'model'"),
 ])

@@ -1,6 +1,7 @@
 """Helpers shared by the leaderboard, regress and baseline subcommands."""
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,8 +24,12 @@ def load_store(path: str | Path | None) -> tuple[Path, list[dict[str, Any]], Cal
     path = Path(path) if path else default_store()
     if not path.is_file():
         raise BiasboardError(f"results store {path} does not exist; run `biasboard run` first or pass --store")
-    store = Store(path)
-    return path, store.records(status=None), store.examples
+    try:
+        store = Store(path)
+        records = store.records(status=None)
+    except sqlite3.DatabaseError as exc:
+        raise BiasboardError(f"{path} is not a biasboard results store (SQLite): {exc}") from None
+    return path, records, store.examples
 
 
 def guarded(func: Callable[[Any], int]) -> Callable[[Any], int]:
