@@ -347,10 +347,11 @@ def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Cal
         rows = None
         for name, base in cell.metrics.items():
             cur = (rec.get("metrics") or {}).get(name)
-            if cur is None or cur.get("value") is None:
+            if cur is None or not _is_number(cur.get("value")):
+                what = "no value" if cur is None or cur.get("value") is None else f"value {cur['value']!r}"
                 report.findings.append(Finding("missing_metric", cell.label, name, base.value, ideal=base.ideal,
                                                direction=base.direction, tolerance=base.tolerance,
-                                               reason=note + "the current result has no value for this metric"))
+                                               reason=note + f"the current result has {what} for this metric"))
                 continue
             if base.per_example is not None and rows is None:
                 rows = examples(rec["key"])

@@ -221,3 +221,12 @@ def test_failed_cell_is_missing_with_its_error():
     [f] = report.findings
     assert f.status == "missing_cell" and f.reason == "the cell failed: RuntimeError: out of memory"
     assert report.exit_code == 2
+
+
+def test_nan_current_value_is_missing_not_unchanged():
+    rec = stereoset_record("m", "none", 58.0, 80.0)
+    cur = copy.deepcopy(rec)
+    cur["metrics"]["ss"]["value"] = float("nan")
+    report = gate([rec], {}, [cur], {}, metrics=["ss"])
+    [f] = report.findings
+    assert f.status == "missing_metric" and "value nan" in f.reason and report.exit_code == 2
