@@ -7,9 +7,10 @@
   BPE tokenizers (RoBERTa, GPT-2 style, where " word" is one token) get the word with its leading space, as
   bias-bench does for RoBERTa, unless the blank starts the sentence.
 - Causal, intrasentence (bias-bench ``_likelihood_score_generative``): per-token geometric mean of the
-  probabilities of the whole sentence after an unconditional start token.
-- Causal, intersentence: geometric mean of the candidate's token probabilities given start token + context
-  (a period is appended to a context without final punctuation, as the original script does).
+  probabilities of the whole sentence; as there, the first token is scored after an unconditional start token
+  and the rest by a pass over the sentence alone (``causal_logprobs``).
+- Causal, intersentence: geometric mean of the candidate's token probabilities given the context (a period is
+  appended to a context without final punctuation, as the original script does).
 - Causal, intersentence as in the original StereoSet script (``intersentence_nadeem``): mean log2-probability of
   the candidate alone divided by the mean log2-probability of the context tokens. This is what
   ``eval_generative_models.py`` computes; note it does not condition the candidate on the context.
@@ -119,13 +120,24 @@ def _geo_mean(logprobs: np.ndarray) -> float:
     return float(np.exp(np.mean(logprobs)))
 
 
+def causal_logprobs(handle, seqs: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = False
+                    ) -> list[np.ndarray]:
+    """Per-token log-probabilities of each sequence the way the original StereoSet / bias-bench code gets them: the
+    first token from the distribution after the start token alone, the others from a pass over the sequence
+    itself (without the start token in the context)."""
+    start = start_token_id(handle.tokenizer)
+    firsts = sorted({seq[0] for seq in seqs})
+    first_lp = dict(zip(firsts, (lp[0] for lp in scoring.sequence_logprobs(
+        handle, [[start, t] for t in firsts], batch_size=batch_size))))
+    rest = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
+    return [np.concatenate(([first_lp[seq[0]]], lp)) for seq, lp in zip(seqs, rest)]
+
+
 def clm_intrasentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
                       ) -> np.ndarray:
     """(n_clusters, 3) per-token geometric mean probability of each whole candidate sentence."""
-    tok = handle.tokenizer
-    start = start_token_id(tok)
-    seqs = [[start] + _encode(tok, c.sentences[label]) for c in clusters for label in LABELS]
-    lps = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
+    seqs = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
+    lps = causal_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return np.array([_geo_mean(lp) for lp in lps]).reshape(len(clusters), len(LABELS))
 
 
@@ -139,34 +151,30 @@ def _context_split(tok, context: str, sentence: str) -> tuple[list[int], int]:
     return full, k
 
 
-def clm_intersentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
-                      ) -> np.ndarray:
-    """(n_clusters, 3) geometric mean probability of the candidate's tokens given start token + context."""
-    tok = handle.tokenizer
-    start = start_token_id(tok)
+def _with_context(tok, clusters: Sequence[Cluster]) -> tuple[list[list[int]], list[int]]:
     seqs, cuts = [], []
     for c in clusters:
         for label in LABELS:
             full, k = _context_split(tok, _terminated(c.context), c.sentences[label])
-            seqs.append([start] + full)
+            seqs.append(full)
             cuts.append(k)
-    lps = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
+    return seqs, cuts
+
+
+def clm_intersentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
+                      ) -> np.ndarray:
+    """(n_clusters, 3) geometric mean probability of the candidate's tokens given the context."""
+    seqs, cuts = _with_context(handle.tokenizer, clusters)
+    lps = causal_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return np.array([_geo_mean(lp[k:]) for lp, k in zip(lps, cuts)]).reshape(len(clusters), len(LABELS))
 
 
 def clm_intersentence_nadeem(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
                              ) -> np.ndarray:
     """(n_clusters, 3) the original script's score: mean log2 p(candidate alone) / mean log2 p(context tokens)."""
-    tok = handle.tokenizer
-    start = start_token_id(tok)
-    with_ctx, alone, cuts = [], [], []
-    for c in clusters:
-        for label in LABELS:
-            full, k = _context_split(tok, _terminated(c.context), c.sentences[label])
-            with_ctx.append([start] + full)
-            cuts.append(k)
-            alone.append([start] + _encode(tok, c.sentences[label]))
-    lps = scoring.sequence_logprobs(handle, with_ctx + alone, batch_size=batch_size, progress=progress)
-    n = len(with_ctx)
+    seqs, cuts = _with_context(handle.tokenizer, clusters)
+    alone = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
+    lps = causal_logprobs(handle, seqs + alone, batch_size=batch_size, progress=progress)
+    n = len(seqs)
     scores = [np.mean(lps[n + i]) / np.mean(lps[i][:k]) for i, k in enumerate(cuts)]
     return np.array(scores).reshape(len(clusters), len(LABELS))
