@@ -169,6 +169,7 @@ class Glue(Task):
         spec = TASKS[self.variants[variant].options["glue"]]
         opts = options(DEFAULTS, self.variants[variant].options, ctx.extra)
         train, val, test, offline = self._splits(spec, opts)
+        test = capped(test, opts["max_examples"], int(opts["data_seed"]))
         n_labels = 1 if spec.regression else len(train.label_names)
         config = train_config(opts, num_labels=n_labels, seed=ctx.seed, handle=handle, extra=ctx.extra)
         ft = finetune(handle, train, val, config, ctx)

@@ -91,7 +91,8 @@ class WikiToxicity(Task):
         opts = options(DEFAULTS, self.variants[variant].options, ctx.extra)
         eval_set = self.variants[variant].options["eval"]
         test_full = wiki_data.read_eval(hdata.find(wiki_data.EVAL_FILES[eval_set], task=self.name))
-        test = capped(test_full, opts["n_eval"], int(opts["data_seed"]))
+        test = capped(test_full, min(int(opts["n_eval"] or len(test_full)), int(opts["max_examples"] or len(test_full))),
+                      int(opts["data_seed"]))
         terms = wiki_data.read_terms(hdata.find(wiki_data.TERMS_FILE, task=self.name))
         train, val = self._train_val(opts)
         config = train_config(opts, num_labels=2, seed=ctx.seed, handle=handle, extra=ctx.extra)
@@ -130,7 +131,8 @@ def score(test: TextDataset, p_toxic: np.ndarray, train: TextDataset, terms, *, 
     metrics = {
         "fped": Metric(fped, n=int(neg.sum()), ideal=0.0, direction="min", ci95=basic_ci(fped, boot[:, 0]),
                        description=f"False positive equality difference: sum over {len(terms)} identity terms of "
-                                   "|FPR - FPR_term| (Dixon et al. 2018), rates as fractions."),
+                                   "|FPR - FPR_term| (Dixon et al. 2018), rates as fractions. Basic bootstrap CI: "
+                                   "it can sit below the estimate, which sampling noise biases upward."),
         "fned": Metric(fned, n=int(pos.sum()), ideal=0.0, direction="min", ci95=basic_ci(fned, boot[:, 1]),
                        description="False negative equality difference (Dixon et al. 2018)."),
     }
