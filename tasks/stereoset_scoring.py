@@ -44,10 +44,12 @@ def start_token_id(tokenizer) -> int:
 
 
 def space_joins_word(tokenizer) -> bool:
-    """True for byte-level BPE: a preceding space becomes part of the word's first token (" a" != "a")."""
-    spaced = tokenizer(" a", add_special_tokens=False)["input_ids"]
-    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
-    return spaced != bare and len(spaced) == len(bare)
+    """True for byte-level BPE (GPT-2, RoBERTa): a word after a space is tokenised as " word", not as "word"."""
+    def enc(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    left, spaced, bare = enc("a"), enc(" b"), enc("b")
+    return spaced != bare and enc("a b")[len(left):] == spaced
 
 
 def special_wrap(tokenizer) -> tuple[list[int], list[int]]:

