@@ -199,6 +199,8 @@ class CrowsPairs(Task):
         else:
             keep, more, less = _score_mlm(handle, pairs, variant, ctx)
         kept = [pairs[i] for i in keep]
+        if not kept:
+            raise DataError(f"no CrowS-Pairs pair could be scored with {variant} (every pair was skipped)", path=path)
         hit, tie = pair_outcomes(more, less, round_to=None if variant == "causal_sum" else 3)
         directions = [p.direction for p in kept]
         seed, nb = ctx.seed, ctx.n_bootstrap

@@ -44,21 +44,19 @@ def minilm():
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer BERT MLM saved with save_pretrained: exercises the local-folder path."""
+    """A randomly initialised 2-layer BERT MLM with the real uncased BERT vocabulary (from zoo:splade-tiny's
+    tokenizer), saved with save_pretrained: exercises the local-folder loading path."""
     import torch
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from harness.models import resolve_model
 
     path = tmp_path_factory.mktemp("tiny-bert")
-    words = ("the a he she they is was nurse doctor man woman poor rich black white people kids are good bad "
-             "smart lazy and to of in on cat sat mat . , !").split()
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + \
-        list("abcdefghijklmnopqrstuvwxyz")
-    (path / "vocab.txt").write_text("\n".join(vocab))
-    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tok = AutoTokenizer.from_pretrained(resolve_model("zoo:splade-tiny").path)
     tok.save_pretrained(path)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
     BertForMaskedLM(cfg).save_pretrained(path)
     return path
 

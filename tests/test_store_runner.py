@@ -1,0 +1,138 @@
+"""Store and runner: cache hits, kill-and-resume with a real kill, concurrent writers, keys."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+from harness.matrix import Matrix, plan
+from harness.runner import run_local
+from harness.store import Store
+
+
+def _matrix(model_dir, seeds, methods=None):
+    return {"name": "t", "models": [str(model_dir)],
+            "methods": methods or ["none", {"name": "perturb", "params": {"sigma": 0.05}}],
+            "tasks": ["crows_pairs"], "seeds": seeds, "options": {"extra": {"max_examples": 25}, "n_bootstrap": 100}}
+
+
+def test_finished_cells_are_never_recomputed(tiny_bert_dir, tmp_path, monkeypatch):
+    cells, skipped = plan(Matrix.from_dict(_matrix(tiny_bert_dir, [0])))
+    assert len(cells) == 4 and not skipped  # 2 methods x 2 MLM variants
+    store = Store(tmp_path / "r.sqlite")
+    first = run_local(cells, store, progress=False, extra={"max_examples": 25}, n_bootstrap=100)
+    assert len(first.done) == 4 and not first.failed
+
+    import harness.runner as runner
+
+    def boom(*a, **k):
+        raise AssertionError("a cached cell was recomputed")
+
+    monkeypatch.setattr(runner, "evaluate_cell", boom)
+    second = run_local(cells, store, progress=False)
+    assert len(second.cached) == 4 and not second.done
+    rec = store.get(cells[0].key)
+    assert rec["metrics"]["stereotype_score"]["n"] == 25 and rec["provenance"]["weights_sha256"]
+    assert len(store.examples(cells[0].key)) == 25
+
+
+def test_key_changes_with_everything_that_determines_the_result(tiny_bert_dir):
+    base = _matrix(tiny_bert_dir, [0], methods=[{"name": "perturb", "params": {"sigma": 0.05}}])
+    keys = {c.key for c in plan(Matrix.from_dict(base))[0]}
+    other_seed = {c.key for c in plan(Matrix.from_dict({**base, "seeds": [1]}))[0]}
+    other_param = {c.key for c in plan(Matrix.from_dict(
+        {**base, "methods": [{"name": "perturb", "params": {"sigma": 0.1}}]}))[0]}
+    other_n = {c.key for c in plan(Matrix.from_dict({**base, "options": {"extra": {"max_examples": 5}}}))[0]}
+    assert len(keys) == 2 and not (keys & other_seed) and not (keys & other_param) and not (keys & other_n)
+    # default parameters are filled in: an explicit default gives the same key as none given
+    implicit = {c.key for c in plan(Matrix.from_dict({**base, "methods": ["perturb"]}))[0]}
+    explicit = {c.key for c in plan(Matrix.from_dict({**base, "methods": [{"name": "perturb",
+                                                                           "params": {"sigma": 0.01}}]}))[0]}
+    assert implicit == explicit
+
+
+def test_failed_cell_is_recorded_and_the_rest_go_on(tiny_bert_dir, tmp_path, monkeypatch):
+    cells, _ = plan(Matrix.from_dict(_matrix(tiny_bert_dir, [0])))
+    import harness.runner as runner
+
+    real = runner.evaluate_cell
+
+    def flaky(cell, **kw):
+        if cell.variant == "ll_modified" and cell.method.name == "none":
+            raise RuntimeError("injected")
+        return real(cell, **kw)
+
+    monkeypatch.setattr(runner, "evaluate_cell", flaky)
+    store = Store(tmp_path / "r.sqlite")
+    summary = run_local(cells, store, progress=False, extra={"max_examples": 25}, n_bootstrap=100)
+    assert len(summary.failed) == 1 and len(summary.done) == 3
+    failed = store.records(status="failed")
+    assert len(failed) == 1 and "RuntimeError: injected" in failed[0]["error"]
+
+
+def _cli(args, env, **kw):
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_kill_and_resume_recomputes_only_unfinished_cells(tiny_bert_dir, tmp_path):
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(yaml.safe_dump(_matrix(tiny_bert_dir, list(range(6)))))  # 24 cells
+    out = tmp_path / "out"
+    env = {**os.environ, "BIASBOARD_OUT": str(out)}
+    proc = _cli(["run", str(matrix), "--quiet", "--no-site"], env, start_new_session=True)
+    db = out / "results.sqlite"
+    deadline = time.time() + 300
+    done_before = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                done_before = sqlite3.connect(db).execute("SELECT count(*) FROM cells WHERE status='done'").fetchone()[0]
+            except sqlite3.OperationalError:
+                done_before = 0
+            if done_before >= 3:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed; make the matrix bigger"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    conn = sqlite3.connect(db)
+    finished = dict(conn.execute("SELECT key, updated_at FROM cells WHERE status='done'").fetchall())
+    assert 3 <= len(finished) < 24
+    rerun = _cli(["run", str(matrix), "--quiet", "--no-site"], env)
+    stdout, stderr = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, stderr
+    assert f"{24 - len(finished)} computed, {len(finished)} from cache, 0 failed" in stdout
+    after = dict(sqlite3.connect(db).execute("SELECT key, updated_at FROM cells WHERE status='done'").fetchall())
+    assert len(after) == 24 and all(after[k] == t for k, t in finished.items())
+
+
+def test_concurrent_writers_do_not_corrupt_the_store(tmp_path):
+    db = tmp_path / "shared.sqlite"
+    script = textwrap.dedent(f"""
+        import sys
+        from harness.store import Store
+        s = Store({str(db)!r})
+        tag = sys.argv[1]
+        for i in range(150):
+            rec = {{"model": "m", "method": tag, "task": "t", "variant": "v", "seed": i, "metrics": {{}}}}
+            s.put(f"{{tag}}-{{i}}", rec, [{{"id": j, "x": j * i}} for j in range(50)])
+            s.put("shared", rec, [])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag]) for tag in ("a", "b")]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = Store(db)
+    assert len(store.records()) == 301
+    assert store.examples("a-149")[49] == {"id": 49, "x": 49 * 149}
+    assert json.loads(json.dumps(store.get("shared")))["task"] == "t"
