@@ -1,0 +1,331 @@
+"""Upstream language-model fine-tuning on a labelled sentence corpus, with per-sentence losses and a pluggable
+robust objective (``harness.robust_losses``).
+
+- mlm models: masked language modelling, 15% of the non-special tokens of each sentence selected, of those 80%
+  replaced by the mask token, 10% by a random token, 10% kept (Devlin et al. 2019). A sentence with no selected
+  token gets one (uniformly chosen), so every sentence has a loss. The per-sentence loss is the mean cross-entropy
+  over its selected tokens.
+- clm models: next-token prediction; the per-sentence loss is the mean cross-entropy over its predicted tokens.
+
+Masking is drawn per sentence from a generator seeded by (seed, pass, row), so a sentence's loss does not depend on
+which batch it lands in or how the batch is padded. The fine-tuned weights are cached as safetensors under
+``<cache>/lm_finetuned/<key>`` where the key digests the base weights, lineage, corpus, config and objective.
+``LMFinetuneMethod`` is the shared base of the method adapters (erm, group_dro, topk_dro, topk_ae_dro, robust_debias).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.corpora import LabelledCorpus, load_corpus
+from harness.digest import json_sha256
+from harness.errors import BiasboardError, UnsupportedError
+from harness.models.scoring import _mlm_head
+from harness.paths import cache_dir as default_cache_dir
+from harness.robust_losses import Objective
+from harness.specs import Method
+
+LM_TRAINER_VERSION = "1"
+"""Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""
+AUTO_STEPS = {"mlm": 200, "clm": 8}
+"""Default optimiser steps per family when ``steps='auto'``: a few minutes on 2 CPU cores for zoo:splade-tiny and
+zoo:smollm2-135m (135M parameters: each step costs about as much as 300 splade-tiny steps)."""
+AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
+
+
+@dataclass(frozen=True)
+class LMTrainConfig:
+    """Fine-tuning hyperparameters; every field enters the cache key."""
+
+    steps: int = 200
+    """Optimiser steps (the corpus is cycled through in seeded shuffled passes)."""
+    batch_size: int = 32
+    """Sentences per step (a hyperparameter: robust objectives see the batch)."""
+    lr: float = 5e-5
+    """Peak AdamW learning rate of the LM (linear warm-up, then linear decay)."""
+    aux_lr: float = 1e-3
+    """Learning rate of the objective's own parameters (the autoencoder)."""
+    max_length: int = 32
+    """Token limit per sentence."""
+    mlm_probability: float = 0.15
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1 or self.max_length < 2:
+            raise BiasboardError(f"LMTrainConfig: steps, batch_size >= 1 and max_length >= 2 needed, got {self}")
+        if not 0 < self.mlm_probability < 1:
+            raise BiasboardError(f"LMTrainConfig: mlm_probability must be in (0, 1), got {self.mlm_probability}")
+
+
+def mask_tokens(ids: list[int], special: list[bool], *, rng: np.random.Generator, mask_id: int, vocab_size: int,
+                probability: float = 0.15) -> tuple[list[int], list[int]]:
+    """BERT masking of one sentence: (inputs, labels) with label -100 where no prediction is made.
+
+    >>> rng = np.random.default_rng(0)
+    >>> inp, lab = mask_tokens([101, 7, 8, 9, 102], [True, False, False, False, True], rng=rng, mask_id=103,
+    ...                        vocab_size=200, probability=0.15)
+    >>> sum(x != -100 for x in lab) >= 1 and lab[0] == lab[-1] == -100
+    True
+    """
+    candidates = [i for i, s in enumerate(special) if not s]
+    if not candidates:
+        raise BiasboardError("a sentence has no maskable token")
+    chosen = [i for i in candidates if rng.random() < probability]
+    if not chosen:
+        chosen = [candidates[int(rng.integers(len(candidates)))]]
+    inputs, labels = list(ids), [-100] * len(ids)
+    for i in chosen:
+        labels[i] = ids[i]
+        r = rng.random()
+        if r < 0.8:
+            inputs[i] = mask_id
+        elif r < 0.9:
+            inputs[i] = int(rng.integers(vocab_size))
+    return inputs, labels
+
+
+class _Tokens:
+    """Token ids of a corpus, tokenized once, with each token's special-token flag."""
+
+    def __init__(self, tokenizer, texts, max_length: int):
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
+        self.ids = enc["input_ids"]
+        self.special = [[bool(x) for x in m] for m in enc["special_tokens_mask"]]
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for b, r in enumerate(rows):
+        out[b, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+def build_batch(tokens: _Tokens, rows: list[int], *, family: str, config: LMTrainConfig, epoch: int, mask_id: int | None,
+                vocab_size: int) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask and labels (-100 = no loss) for the corpus rows, right-padded."""
+    inputs, labels = [], []
+    for r in rows:
+        ids = tokens.ids[r]
+        if family == "mlm":
+            rng = np.random.default_rng([config.seed, epoch, r])
+            inp, lab = mask_tokens(ids, tokens.special[r], rng=rng, mask_id=mask_id, vocab_size=vocab_size,
+                                   probability=config.mlm_probability)
+        else:
+            if len(ids) < 2:
+                raise BiasboardError(f"corpus row {r}: a causal LM needs at least two tokens")
+            inp, lab = list(ids), list(ids)
+        inputs.append(inp)
+        labels.append(lab)
+    ids = _pad(inputs, tokens.pad)
+    mask = _pad([[1] * len(x) for x in inputs], 0)
+    return {"input_ids": ids, "attention_mask": mask, "labels": _pad(labels, -100)}
+
+
+def sentence_losses(model, batch: dict[str, torch.Tensor], *, family: str, need_hidden: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-sentence mean cross-entropy over predicted tokens, and (optionally) the mean-pooled last hidden state.
+
+    For mlm models with a separable head the vocabulary projection runs only at the selected positions (most of a
+    small MLM's cost is the hidden x vocab product at every position); the losses are the same.
+    """
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    head = _mlm_head(model) if family == "mlm" else None
+    if head is not None:
+        hidden_all = model.base_model(input_ids=ids, attention_mask=mask)[0]
+        rows, cols = (labels != -100).nonzero(as_tuple=True)
+        logits = head(hidden_all[rows, cols].unsqueeze(1)).squeeze(1).float()
+        tok = nn.functional.cross_entropy(logits, labels[rows, cols], reduction="none")
+        sums = torch.zeros(ids.shape[0], dtype=tok.dtype).index_add(0, rows, tok)
+        losses = sums / torch.bincount(rows, minlength=ids.shape[0]).clamp_min(1)
+    else:
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=need_hidden)
+        logits = out.logits.float()
+        if family == "clm":
+            logits, labels = logits[:, :-1], labels[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        tok = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                          reduction="none", ignore_index=-100).view(labels.shape)
+        losses = tok.sum(1) / (labels != -100).sum(1).clamp_min(1)
+        hidden_all = out.hidden_states[-1] if need_hidden else None
+    hidden = None
+    if need_hidden:
+        m = mask.unsqueeze(-1).float()
+        hidden = (hidden_all.float() * m).sum(1) / m.sum(1)
+    return losses, hidden
+
+
+@dataclass
+class LMFineTuned:
+    model: Any
+    key: str
+    history: list[dict[str, Any]]
+    tokens_per_s: float = 0.0
+    from_cache: bool = False
+
+
+def _cache_root(cache: Path | None) -> Path:
+    return Path(cache) if cache else default_cache_dir()
+
+
+def finetune_lm(handle, corpus: LabelledCorpus, config: LMTrainConfig,
+                make_objective: Callable[[int, LabelledCorpus], Objective], *, objective_id: dict[str, Any],
+                cache: Path | None = None, progress: bool = False) -> LMFineTuned:
+    """Fine-tune a copy of ``handle.model`` (mlm or clm) on ``corpus``; reuse cached weights when present.
+
+    ``make_objective(hidden_size, corpus)`` builds the objective; ``objective_id`` (name, version, params) enters
+    the cache key.
+    """
+    if handle.family not in ("mlm", "clm"):
+        raise UnsupportedError(f"model {handle.id!r} is a {handle.family} model; LM fine-tuning needs mlm or clm")
+    key = json_sha256({"trainer": LM_TRAINER_VERSION, "model": handle.id, "family": handle.family,
+                       "weights": handle.weights_sha256, "lineage": list(handle.lineage), "config": asdict(config),
+                       "corpus": corpus.digest(), "objective": objective_id})
+    folder = _cache_root(cache) / "lm_finetuned" / key[:32]
+    model = handle.clone_model()
+    weights, meta_file = folder / "model.safetensors", folder / "meta.json"
+    if weights.exists() and meta_file.exists():
+        from safetensors.torch import load_model
+
+        load_model(model, str(weights))
+        model.eval()
+        meta = json.loads(meta_file.read_text())
+        return LMFineTuned(model, key, meta.get("history", []), 0.0, True)
+    objective = make_objective(model.config.hidden_size, corpus)
+    history, rate = train_lm(model, handle.tokenizer, handle.family, corpus, config, objective, progress=progress)
+    save_weights(model, folder, {"history": history, "tokens_per_s": rate, "config": asdict(config),
+                                 "corpus": corpus.name, "objective": objective_id})
+    return LMFineTuned(model, key, history, rate, False)
+
+
+def save_weights(model, folder: Path, meta: dict[str, Any]) -> None:
+    """Write weights + meta into ``folder`` atomically (a concurrent writer of the same key loses harmlessly)."""
+    from safetensors.torch import save_model
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: LMTrainConfig, objective: Objective, *,
+             progress: bool = False) -> tuple[list[dict[str, Any]], float]:
+    """The loop: seeded shuffled passes over the corpus, per-sentence losses, objective, AdamW step.
+
+    Returns (history: one row every 10% of the steps, tokens per second over the run).
+    """
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.manual_seed(config.seed)
+    tokens = _Tokens(tokenizer, corpus.texts, config.max_length)
+    labels = torch.as_tensor(corpus.label_ids())
+    mask_id = tokenizer.mask_token_id
+    if family == "mlm" and mask_id is None:
+        raise UnsupportedError("masked-LM fine-tuning needs a tokenizer with a mask token")
+    vocab = model.get_output_embeddings().weight.shape[0]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in named if p.ndim >= 2 and "norm" not in n.lower()]
+    no_decay = [p for n, p in named if not (p.ndim >= 2 and "norm" not in n.lower())]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    aux = list(objective.parameters())
+    if aux:
+        groups.append({"params": aux, "weight_decay": 0.0, "lr": config.aux_lr})
+    opt = torch.optim.AdamW(groups, lr=config.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * config.steps), config.steps)
+    gen = torch.Generator().manual_seed(config.seed)
+    per_pass = max(1, len(corpus) // config.batch_size)
+    history, running, seen_tokens = [], [], 0
+    every = max(1, config.steps // 10)
+    bar = tqdm(total=config.steps, desc=f"fine-tune {family}", disable=not progress, leave=False)
+    started = time.perf_counter()
+    model.train()
+    perm, epoch = None, -1
+    for step in range(config.steps):
+        s = step % per_pass
+        if s == 0:
+            epoch += 1
+            perm = torch.randperm(len(corpus), generator=gen).tolist()
+        rows = perm[s * config.batch_size:(s + 1) * config.batch_size]
+        batch = build_batch(tokens, rows, family=family, config=config, epoch=epoch, mask_id=mask_id,
+                            vocab_size=vocab)
+        losses, hidden = sentence_losses(model, batch, family=family, need_hidden=objective.needs_hidden)
+        loss, info = objective(losses, labels=labels[rows], hidden=hidden)
+        if not torch.isfinite(loss):
+            raise BiasboardError(f"fine-tuning diverged at step {step + 1}: loss {float(loss)}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
+        opt.step()
+        sched.step()
+        seen_tokens += int(batch["attention_mask"].sum())
+        running.append((float(loss.detach()), float(losses.detach().mean())))
+        if (step + 1) % every == 0 or step + 1 == config.steps:
+            row = {"step": step + 1, "loss": float(np.mean([r[0] for r in running])),
+                   "mean_sentence_loss": float(np.mean([r[1] for r in running]))}
+            row.update({k: v for k, v in info.items() if isinstance(v, (int, float, list))})
+            history.append(row)
+            running = []
+        bar.update(1)
+    bar.close()
+    model.eval()
+    return history, seen_tokens / max(time.perf_counter() - started, 1e-9)
+
+
+COMMON_PARAMS: dict[str, Any] = {
+    "corpus": "3bias", "n_sentences": 3000, "corpus_seed": 0, "steps": "auto", "batch_size": 32, "lr": 5e-5,
+    "max_length": "auto",
+}
+"""Parameters every LM fine-tuning method takes (see docs/lm-methods.md)."""
+
+
+def train_config(params: dict[str, Any], family: str, seed: int) -> LMTrainConfig:
+    """LMTrainConfig from resolved method params; ``auto`` steps / max_length depend on the family."""
+    steps = AUTO_STEPS[family] if params.get("steps", "auto") == "auto" else int(params["steps"])
+    max_length = AUTO_MAX_LENGTH[family] if params.get("max_length", "auto") == "auto" else int(params["max_length"])
+    return LMTrainConfig(steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
+                         max_length=max_length, seed=int(seed))
+
+
+def label(name: str, params: dict[str, Any], seed: int) -> str:
+    return f"{name}(" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + f",seed={seed})"
+
+
+class LMFinetuneMethod(Method):
+    """Shared ``apply`` of the LM fine-tuning methods: subclasses only say how to build their objective."""
+
+    kind = "finetune"
+    families = ("mlm", "clm")
+
+    def objective(self, params: dict[str, Any], dim: int, corpus: LabelledCorpus) -> Objective:  # pragma: no cover
+        raise NotImplementedError
+
+    def apply(self, handle, ctx):
+        params = self.resolve_params(ctx.params)
+        corpus = load_corpus(str(params["corpus"]), n_sentences=int(params["n_sentences"]),
+                             seed=int(params["corpus_seed"]))
+        config = train_config(params, handle.family, ctx.seed)
+        ft = finetune_lm(handle, corpus, config, lambda dim, c: self.objective(params, dim, c),
+                         objective_id={"name": self.name, "version": self.version, "params": params},
+                         cache=ctx.cache_dir, progress=ctx.progress)
+        return handle.derive(model=ft.model, step=label(self.name, params, ctx.seed),
+                             finetuned_on=corpus.name, finetune_history=ft.history)
+

@@ -1,0 +1,19 @@
+"""ERM fine-tuning baseline: continue masked (mlm) or causal (clm) language modelling on a labelled corpus, the
+plain mean of the per-sentence losses. RobustDebias (arXiv 2602.00405) reports that this amplifies social bias;
+it is the baseline every robust objective is compared with, on the same corpus and budget.
+"""
+from harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from harness.registry import register_method
+from harness.robust_losses import ErmObjective
+
+
+@register_method
+class Erm(LMFinetuneMethod):
+    name = "erm"
+    version = "1.0"
+    description = "Upstream LM fine-tuning on a bias-labelled corpus with the mean loss (ERM baseline)."
+    params = dict(COMMON_PARAMS)
+    citation = "Gandhi, Singh, Hegde. RobustDebias. arXiv 2602.00405 (ERM baseline)."
+
+    def objective(self, params, dim, corpus):
+        return ErmObjective()

@@ -1,0 +1,27 @@
+"""RobustDebias (Gandhi, Singh, Hegde; arXiv 2602.00405): TopK-AE DRO whose autoencoder reconstruction error of each
+sentence is weighted by the inverse frequency of its bias type, w_b = N / (T * n_b) over the training corpus, so
+that latent groups align with demographics and rare bias types are not drowned out.
+
+Stated settings used as defaults: k = 6, autoencoder hidden size 128, autoencoder batch 64; beta (diversity weight)
+was swept in the paper: default 1.0. ``alpha`` switches top-k to the alpha-percentile selection. Unspecified in the
+paper, chosen here and switchable: G = number of bias types (``n_groups``), hard argmax assignment
+(``assignment``), detached states in the autoencoder losses, frequencies counted over the whole corpus (not the
+batch), reconstruction error averaged over dimensions. Fine-tuning splits 3bias / 6bias / 6bias_high are our
+HolisticBias reconstruction (``harness.corpora``).
+"""
+from harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from harness.registry import register_method
+from submissions.topk_ae_dro import AE_PARAMS, ae_objective
+
+
+@register_method
+class RobustDebias(LMFinetuneMethod):
+    name = "robust_debias"
+    version = "1.0"
+    description = ("TopK-AE DRO with the autoencoder's reconstruction weighted by inverse bias-type frequency "
+                   "(RobustDebias).")
+    params = dict(COMMON_PARAMS, **AE_PARAMS)
+    citation = "Gandhi, Singh, Hegde. RobustDebias. arXiv 2602.00405."
+
+    def objective(self, params, dim, corpus):
+        return ae_objective(params, dim, corpus, weighted=True)

@@ -1,0 +1,42 @@
+"""TopK-AE DRO fine-tuning: DRO over latent groups found by an autoencoder (the prior method RobustDebias builds on;
+probably Broscheit et al., ACL 2022).
+
+An autoencoder on the mean-pooled last hidden state (h -> ``ae_hidden`` -> G group logits -> ``ae_hidden`` -> h)
+assigns each sentence to a latent group (argmax of the softmax; ``assignment: soft`` weights every sentence into
+every group). Loss = max_g (mean of the top-k losses of group g, or with ``alpha`` those at or above the alpha-th
+percentile of the batch) + reconstruction + beta * KL(mean assignment || uniform). Choices where the papers are
+silent (documented in docs/lm-methods.md): G = number of bias types in the corpus unless ``n_groups`` is set; the
+autoencoder reads detached states (it does not push the LM), trains on a FIFO of the last ``ae_batch`` states with
+its own learning rate 1e-3; reconstruction error is the mean over dimensions.
+"""
+from harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from harness.registry import register_method
+from harness.robust_losses import TopKAEObjective, inverse_frequency_weights
+
+AE_PARAMS = dict(k=6, alpha="none", ae_hidden=128, ae_batch=64, beta=1.0, n_groups="auto", assignment="hard")
+
+
+def ae_objective(params, dim, corpus, *, weighted: bool) -> TopKAEObjective:
+    """The objective shared by topk_ae_dro (uniform reconstruction) and robust_debias (inverse-frequency)."""
+    n_types = len(corpus.types)
+    alpha = None if params["alpha"] in (None, "none") else float(params["alpha"])
+    n_groups = n_types if params["n_groups"] == "auto" else int(params["n_groups"])
+    if params["assignment"] not in ("hard", "soft"):
+        raise ValueError(f"assignment must be hard or soft, got {params['assignment']!r}")
+    weights = inverse_frequency_weights(corpus.label_ids(), n_types) if weighted else None
+    return TopKAEObjective(dim, n_groups=n_groups, k=int(params["k"]), alpha=alpha, hidden=int(params["ae_hidden"]),
+                           ae_batch=int(params["ae_batch"]), beta=float(params["beta"]),
+                           soft=params["assignment"] == "soft", type_weights=weights)
+
+
+@register_method
+class TopKAEDro(LMFinetuneMethod):
+    name = "topk_ae_dro"
+    version = "1.0"
+    description = "Upstream LM fine-tuning with DRO over autoencoder latent groups (worst group's top-k loss)."
+    params = dict(COMMON_PARAMS, **AE_PARAMS)
+    citation = ("Broscheit et al. Distributionally Robust Finetuning BERT for Covariate Drift in Spoken Language "
+                "Understanding. ACL 2022 (as used by RobustDebias, arXiv 2602.00405).")
+
+    def objective(self, params, dim, corpus):
+        return ae_objective(params, dim, corpus, weighted=False)
