@@ -68,6 +68,14 @@ def choose_clusters(features: np.ndarray, *, gamma: float, max_k: int = 20, pca_
                     ) -> np.ndarray:
     """Cluster ids of one class's features: PCA to ``pca_dim``, then the smallest K <= ``max_k`` whose K-means
     mean within-cluster variance (inertia / n) is below ``gamma`` (``max_k`` when none is)."""
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS/OpenMP thread: on a shared CPU, K-means threads waiting for busy cores are many times slower.
+    with threadpool_limits(limits=1):
+        return _choose_clusters(features, gamma=gamma, max_k=max_k, pca_dim=pca_dim, seed=seed)
+
+
+def _choose_clusters(features: np.ndarray, *, gamma: float, max_k: int, pca_dim: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
