@@ -30,8 +30,8 @@ def add_parser(sub) -> None:
     t.add_argument("--records", type=Path, default=None, help="a JSON or JSONL file of result records instead")
     t.add_argument("--downstream", default="bios:tpr_gap_rms", metavar="TASK[:VARIANT][:METRIC]",
                    help="downstream bias (default: bios:tpr_gap_rms)")
-    t.add_argument("--upstream", default="seat", metavar="TASK[:VARIANT][:METRIC]",
-                   help="upstream bias; the headline metric when METRIC is omitted (default: seat)")
+    t.add_argument("--upstream", default="seat:mean", metavar="TASK[:VARIANT][:METRIC]",
+                   help="upstream bias; the headline metric when METRIC is omitted (default: seat:mean)")
     t.add_argument("--dataset-bias", default="auto", metavar="METRIC",
                    help="metric of the downstream record measuring bias in its fine-tuning data (default: "
                         f"the first of {', '.join(DATASET_BIAS_DEFAULTS)} present; 'none' to leave it out)")
