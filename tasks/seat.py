@@ -105,10 +105,11 @@ declare_sources("weat", {p: SHA256[p] for p in [*WEAT_FILES.values(), WEFE_FILE]
 
 
 def _selected(files: dict[str, str], ctx: RunContext) -> dict[str, str]:
-    """Restrict to ``ctx.extra["tests"]`` (a list of test names) when given, e.g. for smoke runs."""
+    """Restrict to ``ctx.extra["tests"]`` (a list of test names) or the first ``max_examples`` tests (smoke runs)."""
     wanted = ctx.extra.get("tests")
     if not wanted:
-        return files
+        limit = ctx.extra.get("max_examples")
+        return dict(list(files.items())[: int(limit)]) if limit else files
     unknown = sorted(set(wanted) - set(files))
     if unknown:
         raise UnsupportedError(f"unknown test(s) {unknown}; valid: {sorted(files)}")
