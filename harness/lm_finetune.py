@@ -36,7 +36,7 @@ from harness.specs import Method
 LM_TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""
 AUTO_STEPS = {"mlm": 200, "clm": 8}
-"""Default optimiser steps per family when ``steps='auto'``: a few minutes on 2 CPU cores for zoo:splade-tiny and
+"""Default optimiser steps per family when ``steps=0`` (auto): a few minutes on 2 CPU cores for zoo:splade-tiny and
 zoo:smollm2-135m (135M parameters: each step costs about as much as 300 splade-tiny steps)."""
 AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
 
@@ -291,16 +291,16 @@ def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: LMTr
 
 
 COMMON_PARAMS: dict[str, Any] = {
-    "corpus": "3bias", "n_sentences": 3000, "corpus_seed": 0, "steps": "auto", "batch_size": 32, "lr": 5e-5,
-    "max_length": "auto",
+    "corpus": "3bias", "n_sentences": 3000, "corpus_seed": 0, "steps": 0, "batch_size": 32, "lr": 5e-5,
+    "max_length": 0,
 }
 """Parameters every LM fine-tuning method takes (see docs/lm-methods.md)."""
 
 
 def train_config(params: dict[str, Any], family: str, seed: int) -> LMTrainConfig:
-    """LMTrainConfig from resolved method params; ``auto`` steps / max_length depend on the family."""
-    steps = AUTO_STEPS[family] if params.get("steps", "auto") == "auto" else int(params["steps"])
-    max_length = AUTO_MAX_LENGTH[family] if params.get("max_length", "auto") == "auto" else int(params["max_length"])
+    """LMTrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``)."""
+    steps = int(params.get("steps") or 0) or AUTO_STEPS[family]
+    max_length = int(params.get("max_length") or 0) or AUTO_MAX_LENGTH[family]
     return LMTrainConfig(steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
                          max_length=max_length, seed=int(seed))
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.data import DataSource, declare, find
 from harness.errors import DataError, UnsupportedError
+from harness.leakage import leakage
 from harness.registry import register_task
 from harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from tasks import metrics_stereoset as mss
@@ -119,5 +120,6 @@ class StereoSet(Task):
                  "a stereotype/anti-stereotype tie counts as anti" + (f" ({ties} ties)" if ties else "")]
         if variant == "intersentence_nadeem":
             notes.append("original script's score: the candidate is scored without its context")
-        return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=notes,
-                          flags={"data_file": path.name}, axis="multiple")
+        leak_flags, leak_notes = leakage(handle, self.name)  # e.g. a Bias Vector trained on StereoSet stereotypes
+        return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=leak_notes + notes,
+                          flags={"data_file": path.name, **leak_flags}, axis="multiple")

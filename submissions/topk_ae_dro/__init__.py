@@ -5,7 +5,7 @@ An autoencoder on the mean-pooled last hidden state (h -> ``ae_hidden`` -> G gro
 assigns each sentence to a latent group (argmax of the softmax; ``assignment: soft`` weights every sentence into
 every group). Loss = max_g (mean of the top-k losses of group g, or with ``alpha`` those at or above the alpha-th
 percentile of the batch) + reconstruction + beta * KL(mean assignment || uniform). Choices where the papers are
-silent (documented in docs/lm-methods.md): G = number of bias types in the corpus unless ``n_groups`` is set; the
+silent (documented in docs/lm-methods.md): G = number of bias types in the corpus unless ``n_groups`` > 0; the
 autoencoder reads detached states (it does not push the LM), trains on a FIFO of the last ``ae_batch`` states with
 its own learning rate 1e-3; reconstruction error is the mean over dimensions.
 """
@@ -13,14 +13,14 @@ from harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
 from harness.registry import register_method
 from harness.robust_losses import TopKAEObjective, inverse_frequency_weights
 
-AE_PARAMS = dict(k=6, alpha="none", ae_hidden=128, ae_batch=64, beta=1.0, n_groups="auto", assignment="hard")
+AE_PARAMS = dict(k=6, alpha=0.0, ae_hidden=128, ae_batch=64, beta=1.0, n_groups=0, assignment="hard")
 
 
 def ae_objective(params, dim, corpus, *, weighted: bool) -> TopKAEObjective:
     """The objective shared by topk_ae_dro (uniform reconstruction) and robust_debias (inverse-frequency)."""
     n_types = len(corpus.types)
-    alpha = None if params["alpha"] in (None, "none") else float(params["alpha"])
-    n_groups = n_types if params["n_groups"] == "auto" else int(params["n_groups"])
+    alpha = float(params["alpha"]) or None  # 0 = off: top-k selection
+    n_groups = int(params["n_groups"]) or n_types  # 0 = one latent group per bias type
     if params["assignment"] not in ("hard", "soft"):
         raise ValueError(f"assignment must be hard or soft, got {params['assignment']!r}")
     weights = inverse_frequency_weights(corpus.label_ids(), n_types) if weighted else None
