@@ -69,6 +69,19 @@ class GroupDataset:
         return [f"{ly}/{la}" for ly in self.label_names for la in self.attr_names]
 
 
+def subsample(data: GroupDataset, n: int, seed: int = 0) -> GroupDataset:
+    """At most ``n`` rows of each split, drawn at random (fixed seed) so every group can still appear."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, s in data.splits.items():
+        keep = np.sort(rng.permutation(len(s))[:n])
+        splits[name] = ImageSplit(s.y[keep], s.a[keep], [s.ids[i] for i in keep],
+                                  images=None if s.images is None else s.images[torch.as_tensor(keep)],
+                                  paths=None if s.paths is None else [s.paths[i] for i in keep],
+                                  image_size=s.image_size)
+    return GroupDataset(data.name, splits, data.label_names, data.attr_names, list(data.notes))
+
+
 def _read_image(path: Path, size: int) -> torch.Tensor:
     """Decode, resize the short side to size/0.875 and centre-crop to size (the group_DRO / WILDS eval transform)."""
     from PIL import Image

@@ -103,6 +103,8 @@ class WorstGroup(Task):
     def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:
         opts = self.options(variant, ctx.extra)
         data = self.load(variant, ctx.extra)
+        if ctx.extra.get("max_examples"):
+            data = vision_data.subsample(data, int(ctx.extra["max_examples"]))
         config = TrainConfig(epochs=int(opts["epochs"]), batch_size=int(opts["batch_size"]), lr=float(opts["lr"]),
                              weight_decay=float(opts["weight_decay"]), optimizer=opts["optimizer"],
                              selection=opts["selection"], eval_batch_size=max(1, ctx.batch_size))
@@ -113,7 +115,8 @@ class WorstGroup(Task):
         fit, method_notes = train_with_method(trainer, ctx)
         pred = trainer.predict(fit.model, "test")
         return score(data, pred, fit=fit, selection=opts["selection"], n_bootstrap=ctx.n_bootstrap, seed=ctx.seed,
-                     notes=data.notes + method_notes, synthetic=opts["source"] == "digits")
+                     notes=data.notes + method_notes, synthetic=opts["source"] == "digits",
+                     max_examples=ctx.extra.get("max_examples"))
 
 
 def train_with_method(trainer: Trainer, ctx: RunContext):
@@ -129,7 +132,7 @@ def train_with_method(trainer: Trainer, ctx: RunContext):
 
 
 def score(data: vision_data.GroupDataset, pred: np.ndarray, *, fit, selection: str, n_bootstrap: int, seed: int,
-          notes: list[str], synthetic: bool) -> TaskResult:
+          notes: list[str], synthetic: bool, max_examples: int | None = None) -> TaskResult:
     """Metrics, per-group breakdown and per-example rows of test predictions."""
     test = data.splits["test"]
     groups = data.groups("test")
@@ -165,5 +168,8 @@ def score(data: vision_data.GroupDataset, pred: np.ndarray, *, fit, selection: s
                            "training groups: " + ", ".join(f"{nm}={int(c)}" for nm, c in zip(names, train_counts))]
     flags = {"model_selection": selection, "selected_epoch": fit.epoch, "synthetic_data": synthetic,
              "val_uses_group_labels": selection == "val_worst_group"}
+    if max_examples:
+        flags["max_examples"] = int(max_examples)
+        notes.append(f"smoke run: at most {int(max_examples)} examples per split")
     return TaskResult(metrics=metrics, groups=by_group, examples=examples, notes=notes, flags=flags,
                       axis="spurious")

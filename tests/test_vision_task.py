@@ -69,3 +69,9 @@ def test_real_variants_say_where_data_is_missing(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="waterbirds/metadata.csv"):
         task.data_files("waterbirds")
     assert task.data_files("digits_rho90")[0].name == "digits.csv.gz"
+
+
+def test_max_examples_smoke_run(cnn):
+    r = _run(cnn, "digits_rho90", epochs=1, max_examples=200)
+    assert r.metrics["worst_group_accuracy"].n == 200 and len(r.examples) == 200
+    assert r.flags["max_examples"] == 200 and any("smoke run" in n for n in r.notes)
