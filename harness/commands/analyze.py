@@ -57,7 +57,7 @@ def load_records(args) -> list[dict[str, Any]]:
     path = args.store or (output_dir() / "results.sqlite")
     if not Path(path).exists():
         raise BiasboardError(f"results store {path} does not exist; run the downstream matrix first "
-                             "(biasboard run --matrix leaderboard/matrices/downstream.yaml)")
+                             "(biasboard run leaderboard/matrices/downstream.yaml)")
     return Store(path).records()
 
 
