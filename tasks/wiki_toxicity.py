@@ -170,7 +170,8 @@ def score(test: TextDataset, p_toxic: np.ndarray, train: TextDataset, terms, *, 
         metrics["auc"] = Metric(auc, n=len(y), ideal=1.0, direction="max", ci95=(auc - 1.96 * se, min(1.0, auc + 1.96 * se)),
                                 description="Overall ROC AUC (utility; Hanley-McNeil CI).")
     metrics["accuracy"] = accuracy_metric(pred == y, n_bootstrap=n_bootstrap, seed=seed)
-    metrics["train_identity_toxicity_gap"] = _train_gap(train, n_bootstrap=n_bootstrap, seed=seed)
+    if train.groups is not None:
+        metrics["train_identity_toxicity_gap"] = _train_gap(train, n_bootstrap=n_bootstrap, seed=seed)
     groups = {}
     for j, t in enumerate(terms):
         r, a = rates[t], per_term[t]
