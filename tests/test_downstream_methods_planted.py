@@ -40,6 +40,11 @@ def test_planted_skew_is_detected_and_scrubbing_a_scratch_model_shrinks_it(scrat
     skewed = _gap(scratch, tmp_path, 1.5)
     scrubbed = _gap(scratch, tmp_path, 1.5, "scrub")
     g0, g1, gs = (r.metrics["tpr_gap_rms"].value for r in (flat, skewed, scrubbed))
+    for label, r in (("skew 0", flat), ("skew 1.5", skewed), ("skew 1.5 + scrub", scrubbed)):
+        m = r.metrics
+        print(f"\nrandom_init splade-tiny, {label}: tpr_gap_rms {m['tpr_gap_rms'].value:.1f} "
+              f"[{m['tpr_gap_rms'].ci95[0]:.1f}, {m['tpr_gap_rms'].ci95[1]:.1f}] pp, pearson r "
+              f"{m['tpr_gap_pearson_r'].value:.2f}, accuracy {m['accuracy'].value:.1f}%")
     assert g1 > g0 + 10, (g0, g1)
     assert gs < g1 - 10, (g1, gs)
     assert skewed.metrics["tpr_gap_pearson_r"].value > 0.5  # gaps follow the share of women in training
