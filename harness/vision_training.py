@@ -127,11 +127,12 @@ class Trainer:
     """Fits classifiers on one dataset from one backbone; every fit starts from the backbone's initial weights."""
 
     def __init__(self, *, backbone: nn.Module, stage_dims: Sequence[int], data, config: TrainConfig,
-                 normalize: tuple[Sequence[float], Sequence[float]], shallow_stage: int = 1, seed: int = 0,
-                 progress: bool = False):
+                 normalize: tuple[Sequence[float], Sequence[float]], shallow_stage: int = 1, min_input: int = 0,
+                 seed: int = 0, progress: bool = False):
         self.backbone = backbone
         self.stage_dims = tuple(stage_dims)
         self.shallow_stage = shallow_stage
+        self.min_input = min_input
         self.data = data
         self.config = config
         self.mean = torch.tensor(normalize[0], dtype=torch.float32).view(1, 3, 1, 1)
@@ -148,7 +149,10 @@ class Trainer:
         return Classifier(copy.deepcopy(self.backbone), self.stage_dims, self.data.n_classes, shallow_stages)
 
     def _inputs(self, split: str, idx: np.ndarray) -> torch.Tensor:
-        return (self.data.splits[split].load(idx) - self.mean) / self.std
+        x = self.data.splits[split].load(idx)
+        if self.min_input and min(x.shape[-2:]) < self.min_input:
+            x = F.interpolate(x, size=(self.min_input, self.min_input), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
 
     def _batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         s = self.data.splits["train"]

@@ -110,7 +110,8 @@ class WorstGroup(Task):
                              selection=opts["selection"], eval_batch_size=max(1, ctx.batch_size))
         ex = handle.extras
         trainer = Trainer(backbone=handle.model, stage_dims=ex["stage_dims"], data=data, config=config,
-                          normalize=(ex["mean"], ex["std"]), shallow_stage=ex["shallow_stage"], seed=ctx.seed,
+                          normalize=(ex["mean"], ex["std"]), shallow_stage=ex["shallow_stage"],
+                          min_input=ex.get("min_input", 0), seed=ctx.seed,
                           progress=ctx.progress)
         fit, method_notes = train_with_method(trainer, ctx)
         pred = trainer.predict(fit.model, "test")

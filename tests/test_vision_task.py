@@ -75,3 +75,13 @@ def test_max_examples_smoke_run(cnn):
     r = _run(cnn, "digits_rho90", epochs=1, max_examples=200)
     assert r.metrics["worst_group_accuracy"].n == 200 and len(r.examples) == 200
     assert r.flags["max_examples"] == 200 and any("smoke run" in n for n in r.notes)
+
+
+def test_pretrained_backbone_trains_on_upsampled_digits():
+    from harness.models import load_handle
+
+    h = load_handle("zoo:efficientnet-lite0")
+    assert h.extras["min_input"] == 64   # 16x16 digits are upsampled before the ImageNet network
+    r = _run(h, "digits_rho90", "debiasify", {"warmup_epochs": 0, "gamma": 0.5, "max_k": 3}, epochs=1,
+             max_examples=64)
+    assert r.metrics["worst_group_accuracy"].n == 64 and any("debiasify clusters" in n for n in r.notes)

@@ -148,14 +148,17 @@ class VisionArch:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     """Input normalisation applied by the task to images in [0, 1]."""
+    min_input: int = 0
+    """Smaller images are upsampled (bilinear) to this size, e.g. 16x16 digits for an ImageNet network."""
 
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ARCHS = {
     "small-cnn": VisionArch("small-cnn", SmallCNN.channels, 1, (0.5,) * 3, (0.25,) * 3),
-    "resnet18": VisionArch("resnet18", (64, 128, 256, 512), 1, *IMAGENET),
+    "resnet18": VisionArch("resnet18", (64, 128, 256, 512), 1, *IMAGENET, min_input=32),
     # The TF Lite builder normalises with mean 127 and std 128 on 0-255 pixels.
-    "efficientnet-lite0": VisionArch("efficientnet-lite0", (24, 40, 112, 1280), 1, (127 / 255,) * 3, (128 / 255,) * 3),
+    "efficientnet-lite0": VisionArch("efficientnet-lite0", (24, 40, 112, 1280), 1, (127 / 255,) * 3, (128 / 255,) * 3,
+                                     min_input=64),
 }
 
 
@@ -190,7 +193,8 @@ def build_backbone(arch: str, weights: Path | None = None) -> nn.Module:
             from efficientnet_lite_pytorch import EfficientNet
         except ImportError as exc:
             raise UnsupportedError("zoo:efficientnet-lite0 needs the package efficientnet-lite-pytorch==0.1.0") from exc
-        net, wrap = EfficientNet.from_name("efficientnet-lite0"), EfficientNetStages
+        # image_size=None: "same" padding computed per input, so any image size works (static padding assumes 224)
+        net, wrap = EfficientNet.from_name("efficientnet-lite0", image_size=None), EfficientNetStages
     else:
         raise UnsupportedError(f"unknown vision architecture {arch!r}; known: {', '.join(ARCHS)}")
     if weights is not None:
@@ -239,7 +243,8 @@ def load_vision_handle(resolved):
     info = ARCHS[arch]
     return ModelHandle(resolved.spec.id, "vision", backbone, None, resolved.weights_sha256,
                        extras={"arch": arch, "stage_dims": info.stage_dims, "shallow_stage": info.shallow_stage,
-                               "mean": info.mean, "std": info.std, "pretrained": weights is not None})
+                               "mean": info.mean, "std": info.std, "min_input": info.min_input,
+                               "pretrained": weights is not None})
 
 
 def builtin_handle(arch: str):
