@@ -20,9 +20,11 @@ def scratch():
 
     from harness.models import load_handle
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is as fast and never stalls on a shared machine
     method = METHODS.get("random_init")()
-    return method.apply(load_handle("zoo:splade-tiny"), RunContext(seed=0, params=method.resolve_params({})))
+    yield method.apply(load_handle("zoo:splade-tiny"), RunContext(seed=0, params=method.resolve_params({})))
+    torch.set_num_threads(threads)
 
 
 def _gap(handle, tmp_path, skew, method=None):

@@ -21,8 +21,10 @@ OCC = ("nurse", "surgeon", "software_engineer")
 def handle():
     from harness.models import load_handle
 
-    torch.set_num_threads(1)
-    return load_handle("zoo:splade-tiny")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny batches: one thread is as fast and never stalls on a shared machine
+    yield load_handle("zoo:splade-tiny")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
