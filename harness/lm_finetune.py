@@ -297,9 +297,18 @@ COMMON_PARAMS: dict[str, Any] = {
 """Parameters every LM fine-tuning method takes (see docs/lm-methods.md)."""
 
 
-def train_config(params: dict[str, Any], family: str, seed: int) -> LMTrainConfig:
-    """LMTrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``)."""
+UPSTREAM_STEPS = "upstream_steps"
+"""``ctx.extra`` key that caps the fine-tuning steps of every upstream method (smoke runs, quick looks); it is part
+of the cell key like any extra."""
+
+
+def train_config(params: dict[str, Any], family: str, seed: int, extra: dict[str, Any] | None = None
+                 ) -> LMTrainConfig:
+    """LMTrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``);
+    ``extra[UPSTREAM_STEPS]`` caps the steps."""
     steps = int(params.get("steps") or 0) or AUTO_STEPS[family]
+    if (extra or {}).get(UPSTREAM_STEPS):
+        steps = min(steps, int(extra[UPSTREAM_STEPS]))
     max_length = int(params.get("max_length") or 0) or AUTO_MAX_LENGTH[family]
     return LMTrainConfig(steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
                          max_length=max_length, seed=int(seed))
@@ -322,7 +331,7 @@ class LMFinetuneMethod(Method):
         params = self.resolve_params(ctx.params)
         corpus = load_corpus(str(params["corpus"]), n_sentences=int(params["n_sentences"]),
                              seed=int(params["corpus_seed"]))
-        config = train_config(params, handle.family, ctx.seed)
+        config = train_config(params, handle.family, ctx.seed, ctx.extra)
         ft = finetune_lm(handle, corpus, config, lambda dim, c: self.objective(params, dim, c),
                          objective_id={"name": self.name, "version": self.version, "params": params},
                          cache=ctx.cache_dir, progress=ctx.progress)

@@ -97,3 +97,13 @@ def test_bert_masking_rates_are_15_80_10_10():
     inp, lab = mask_tokens([5, 6, 7], [True, False, True], rng=np.random.default_rng(1), mask_id=1, vocab_size=9,
                            probability=0.15)
     assert lab == [-100, 6, -100]
+
+
+def test_train_config_auto_values_and_the_smoke_cap():
+    from harness.lm_finetune import AUTO_MAX_LENGTH, AUTO_STEPS, COMMON_PARAMS, train_config
+
+    cfg = train_config(COMMON_PARAMS, "mlm", 3)
+    assert (cfg.steps, cfg.max_length, cfg.seed) == (AUTO_STEPS["mlm"], AUTO_MAX_LENGTH["mlm"], 3)
+    assert train_config(dict(COMMON_PARAMS, steps=50), "clm", 0).steps == 50
+    assert train_config(dict(COMMON_PARAMS, steps=50), "clm", 0, {"upstream_steps": 2}).steps == 2
+    assert train_config(dict(COMMON_PARAMS, steps=1), "mlm", 0, {"upstream_steps": 2}).steps == 1

@@ -74,7 +74,7 @@ class BiasVector(Method):
         from safetensors.torch import load_file, save_file
 
         corpus = stereoset_stereotypes(str(params["bias_type"]))
-        config = train_config(params, handle.family, ctx.seed)
+        config = train_config(params, handle.family, ctx.seed, ctx.extra)
         key = json_sha256({"vector": VECTOR_VERSION, "trainer": LM_TRAINER_VERSION, "model": handle.id,
                            "weights": handle.weights_sha256, "lineage": list(handle.lineage),
                            "config": config.__dict__, "corpus": corpus.digest()})
