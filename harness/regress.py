@@ -191,6 +191,12 @@ def _parse_metric(m: Any, fail, row: str, where: str) -> MetricBaseline:
                           tolerance=float(tol), n=n if isinstance(n, int) else None, per_example=per_example)
 
 
+def _compact(x: Any) -> float | int:
+    """0/1 scores stay integers in the file (a third smaller); other scores are floats."""
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -223,7 +229,7 @@ def per_example_scores(metric: dict[str, Any], rows: list[dict[str, Any]]) -> Pe
         mean = float(np.mean(np.asarray(vals, dtype=float)))
         for scale in SCALES:
             if math.isclose(scale * mean, metric["value"], rel_tol=1e-6, abs_tol=1e-6):
-                return PerExample(field=fld, scale=scale, values={str(r["id"]): float(r[fld]) for r in rows})
+                return PerExample(field=fld, scale=scale, values={str(r["id"]): _compact(r[fld]) for r in rows})
     return None
 
 

@@ -108,3 +108,19 @@ def test_unreadable_baselines(tmp_path, content, message):
 def test_missing_baseline_file(tmp_path):
     with pytest.raises(DataError, match="baseline file not found"):
         load_baseline(tmp_path / "nope.json")
+
+
+def test_official_baseline_is_valid_and_matches_the_quick_matrix():
+    from pathlib import Path
+
+    from harness.matrix import Matrix
+
+    root = Path(__file__).resolve().parent.parent / "leaderboard"
+    baseline = load_baseline(root / "baseline.json")
+    quick = Matrix.load(root / "matrices" / "quick.yaml")
+    models = {m.id for m in quick.models}
+    methods = {(m.name, tuple(sorted(m.params))) for m in quick.methods}
+    for cell in baseline.cells:
+        assert cell.model in models and cell.task in {t.name for t in quick.tasks}
+        assert (cell.method, tuple(sorted(cell.method_params.items()))) in methods
+        assert cell.metrics["stereotype_score"].per_example is not None

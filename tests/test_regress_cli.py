@@ -129,3 +129,11 @@ def test_wired_into_the_biasboard_cli(stores, capsys):
     assert main(["baseline", "update", "--store", str(stores["base"]), "--out", str(stores["dir"] / "b2.json")]) == 0
     assert main(["leaderboard", "build", "--store", str(stores["cur"]), "--out", str(stores["dir"] / "site")]) == 0
     assert (stores["dir"] / "site" / "index.html").is_file()
+
+
+def test_baseline_file_keeps_per_example_scores_on_one_line(stores):
+    text = stores["baseline"].read_text()
+    doc = json.loads(text)
+    values = doc["cells"][0]["metrics"]["stereotype_score"]["per_example"]["values"]
+    assert len(values) == 400 and '"crows-0":' in text
+    assert sum('"crows-' in line for line in text.splitlines()) == 1  # one line, not 400

@@ -41,6 +41,22 @@ def parse_tolerances(items: list[str]) -> dict[str, float]:
     return out
 
 
+def dump_baseline(doc: dict) -> str:
+    """Indented JSON for review, with each metric's per-example scores on one line (diffs stay readable)."""
+    compact = {}
+    for i, cell in enumerate(doc["cells"]):
+        for name, metric in cell["metrics"].items():
+            per = metric.get("per_example")
+            if per:
+                token = f"@@per_example_{i}_{len(compact)}@@"
+                compact[token] = json.dumps(per["values"], separators=(",", ":"))
+                metric["per_example"] = {**per, "values": token}
+    text = json.dumps(doc, indent=1)
+    for token, values in compact.items():
+        text = text.replace(json.dumps(token), values)
+    return text + "\n"
+
+
 @guarded
 def update(args) -> int:
     from harness.regress import make_baseline
@@ -58,7 +74,7 @@ def update(args) -> int:
                         with_examples=not args.no_examples)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
+    out.write_text(dump_baseline(doc))
     n_metrics = sum(len(c["metrics"]) for c in doc["cells"])
     paired = sum(1 for c in doc["cells"] for m in c["metrics"].values() if "per_example" in m)
     print(f"baseline written to {out}: {len(doc['cells'])} cells, {n_metrics} metrics "
