@@ -15,7 +15,6 @@ which batch it lands in or how the batch is padded. The fine-tuned weights are c
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from harness.errors import BiasboardError, UnsupportedError
 from harness.models.scoring import _mlm_head
 from harness.paths import cache_dir as default_cache_dir
 from harness.robust_losses import Objective
+from harness.training import _save as save_model_atomic  # weights + meta, atomically (shared with the trainer)
 from harness.specs import Method
 
 LM_TRAINER_VERSION = "1"
@@ -204,26 +204,9 @@ def finetune_lm(handle, corpus: LabelledCorpus, config: LMTrainConfig,
         return LMFineTuned(model, key, meta.get("history", []), 0.0, True)
     objective = make_objective(model.config.hidden_size, corpus)
     history, rate = train_lm(model, handle.tokenizer, handle.family, corpus, config, objective, progress=progress)
-    save_weights(model, folder, {"history": history, "tokens_per_s": rate, "config": asdict(config),
+    save_model_atomic(model, folder, {"history": history, "tokens_per_s": rate, "config": asdict(config),
                                  "corpus": corpus.name, "objective": objective_id})
     return LMFineTuned(model, key, history, rate, False)
-
-
-def save_weights(model, folder: Path, meta: dict[str, Any]) -> None:
-    """Write weights + meta into ``folder`` atomically (a concurrent writer of the same key loses harmlessly)."""
-    from safetensors.torch import save_model
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-    try:
-        os.replace(tmp, folder)
-    except OSError:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: LMTrainConfig, objective: Objective, *,
