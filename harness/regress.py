@@ -372,6 +372,8 @@ def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Cal
 def _judge(label: str, name: str, base: MetricBaseline, cur: dict[str, Any], rows: list[dict[str, Any]],
            baseline: Baseline, seed: int, note: str) -> Finding:
     value = float(cur["value"])
+    if base.n is not None and cur.get("n") is not None and cur["n"] != base.n:
+        note += f"n differs from the baseline ({base.n} -> {cur['n']}: a different data slice?). "
     change = _badness(value, base.direction, base.ideal) - _badness(base.value, base.direction, base.ideal)
     common = dict(cell=label, metric=name, baseline=base.value, current=value, ideal=base.ideal,
                   direction=base.direction, change=change, tolerance=base.tolerance)

@@ -230,3 +230,12 @@ def test_nan_current_value_is_missing_not_unchanged():
     report = gate([rec], {}, [cur], {}, metrics=["ss"])
     [f] = report.findings
     assert f.status == "missing_metric" and "value nan" in f.reason and report.exit_code == 2
+
+
+def test_different_n_is_called_out():
+    records, examples = board(n=600)
+    key = records[0]["key"]
+    sliced = examples[key][:100]  # a smoke run over the first 100 pairs of the same data
+    cur, cur_ex = with_examples(records, examples, key, sliced)
+    f = [x for x in gate(records, examples, cur, cur_ex).findings if x.metric == "stereotype_score"][0]
+    assert "n differs from the baseline (600 -> 100" in f.reason and f.n_paired == 100
