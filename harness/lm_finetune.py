@@ -202,6 +202,7 @@ def finetune_lm(handle, corpus: LabelledCorpus, config: LMTrainConfig,
         model.eval()
         meta = json.loads(meta_file.read_text())
         return LMFineTuned(model, key, meta.get("history", []), 0.0, True)
+    torch.manual_seed(config.seed)  # the objective's own parameters (autoencoder) start from the cell seed too
     objective = make_objective(model.config.hidden_size, corpus)
     history, rate = train_lm(model, handle.tokenizer, handle.family, corpus, config, objective, progress=progress)
     save_model_atomic(model, folder, {"history": history, "tokens_per_s": rate, "config": asdict(config),

@@ -109,3 +109,13 @@ def test_bias_vector_arithmetic_cache_and_leakage(splade, tmp_path):
     clean = StereoSet().evaluate(splade, "intrasentence", RunContext(seed=0, n_bootstrap=50,
                                                                       extra={"max_examples": 20}))
     assert "leakage" not in clean.flags
+
+
+def test_same_seed_gives_the_same_weights_whatever_the_global_rng(splade, tmp_path):
+    method = METHODS.get("robust_debias")()
+    params = dict(TINY, steps=1, corpus="6bias_high")
+    torch.manual_seed(123)
+    a = method.apply(splade, RunContext(seed=4, params=params, cache_dir=tmp_path / "a"))
+    torch.manual_seed(999)
+    b = method.apply(splade, RunContext(seed=4, params=params, cache_dir=tmp_path / "b"))
+    assert _max_change(a.model, b.model) == 0

@@ -16,6 +16,8 @@ leakage (the paper evaluates with SEAT and GLUE only).
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
 
 from harness.corpora import stereoset_stereotypes
@@ -77,7 +79,7 @@ class BiasVector(Method):
         config = train_config(params, handle.family, ctx.seed, ctx.extra)
         key = json_sha256({"vector": VECTOR_VERSION, "trainer": LM_TRAINER_VERSION, "model": handle.id,
                            "weights": handle.weights_sha256, "lineage": list(handle.lineage),
-                           "config": config.__dict__, "corpus": corpus.digest()})
+                           "config": asdict(config), "corpus": corpus.digest()})
         root = ctx.cache_dir or default_cache_dir()
         path = root / "bias_vectors" / f"{key[:32]}.safetensors"
         if path.exists():
