@@ -43,7 +43,7 @@ def _records():
             down = 1.0 + 0.0 * up + 2.0 * ds + rng.normal(0, 0.5)
             recs.append(_rec("bios", model, method, down, variant="synthetic", extra={"train_gender_skew": ds}))
             if method != "scrub":  # a data method has no upstream cell of its own
-                recs.append(_rec("seat", model, method, up))
+                recs.append(_rec("seat", model, method, up, variant="mean"))
     return recs
 
 
