@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -124,15 +124,18 @@ class FitResult:
 
 
 class Trainer:
-    """Fits classifiers on one dataset from one backbone; every fit starts from the backbone's initial weights."""
+    """Fits classifiers on one dataset from one backbone; every fit starts from the backbone's initial weights,
+    or, when ``init`` builds a random-init backbone, from weights drawn with the fit's seed (so seeds vary the
+    initialisation as well as the heads and batch order)."""
 
     def __init__(self, *, backbone: nn.Module, stage_dims: Sequence[int], data, config: TrainConfig,
                  normalize: tuple[Sequence[float], Sequence[float]], shallow_stage: int = 1, min_input: int = 0,
-                 seed: int = 0, progress: bool = False):
+                 init: Callable[[], nn.Module] | None = None, seed: int = 0, progress: bool = False):
         self.backbone = backbone
         self.stage_dims = tuple(stage_dims)
         self.shallow_stage = shallow_stage
         self.min_input = min_input
+        self.init = init
         self.data = data
         self.config = config
         self.mean = torch.tensor(normalize[0], dtype=torch.float32).view(1, 3, 1, 1)
@@ -145,8 +148,10 @@ class Trainer:
         return np.bincount(self.train_groups, minlength=self.data.n_groups)
 
     def new_model(self, shallow_stages: Sequence[int] = (), salt: int = 0) -> Classifier:
+        """Heads (and, with ``init``, a random-init backbone) drawn from the seed alone, never from global state."""
         torch.manual_seed(self.seed * 1000 + salt)
-        return Classifier(copy.deepcopy(self.backbone), self.stage_dims, self.data.n_classes, shallow_stages)
+        backbone = self.init() if self.init is not None else copy.deepcopy(self.backbone)
+        return Classifier(backbone, self.stage_dims, self.data.n_classes, shallow_stages)
 
     def _inputs(self, split: str, idx: np.ndarray) -> torch.Tensor:
         x = self.data.splits[split].load(idx)

@@ -7,12 +7,14 @@ and reports accuracy per (label, attribute) group on the test split. Headline: w
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from harness.data import find
 from harness.errors import BiasboardError
+from harness.models.vision import build_backbone
 from harness.registry import register_task
 from harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from harness.stats import mean_ci
@@ -39,7 +41,7 @@ def _digits(rho: float) -> Variant:
 @register_task
 class WorstGroup(Task):
     name = "worst_group"
-    version = "1.0"
+    version = "1.1"
     description = ("Worst-group accuracy of an image classifier trained under a spurious label-attribute "
                    "correlation; the method decides the training objective.")
     families = ("vision",)
@@ -112,6 +114,7 @@ class WorstGroup(Task):
         trainer = Trainer(backbone=handle.model, stage_dims=ex["stage_dims"], data=data, config=config,
                           normalize=(ex["mean"], ex["std"]), shallow_stage=ex["shallow_stage"],
                           min_input=ex.get("min_input", 0), seed=ctx.seed,
+                          init=None if ex["pretrained"] else partial(build_backbone, ex["arch"]),
                           progress=ctx.progress)
         fit, method_notes = train_with_method(trainer, ctx)
         pred = trainer.predict(fit.model, "test")

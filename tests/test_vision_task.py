@@ -85,3 +85,14 @@ def test_pretrained_backbone_trains_on_upsampled_digits():
     r = _run(h, "digits_rho90", "debiasify", {"warmup_epochs": 0, "gamma": 0.5, "max_k": 3}, epochs=1,
              max_examples=64)
     assert r.metrics["worst_group_accuracy"].n == 64 and any("debiasify clusters" in n for n in r.notes)
+
+
+def test_result_depends_on_the_seed_only_not_on_global_rng_state(cnn):
+    import torch
+
+    torch.manual_seed(123)
+    a = _run(cnn, "digits_rho90", epochs=1, max_examples=200)
+    torch.manual_seed(456)
+    torch.rand(1000)
+    b = _run(builtin_handle("small-cnn"), "digits_rho90", epochs=1, max_examples=200)
+    assert [e["pred"] for e in a.examples] == [e["pred"] for e in b.examples]

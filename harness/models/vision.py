@@ -239,7 +239,9 @@ def load_vision_handle(resolved):
 
     arch = _arch_of(resolved)
     weights = None if resolved.fmt == "builtin" else Path(resolved.path)
-    backbone = build_backbone(arch, weights).eval()
+    with torch.random.fork_rng():  # a random-init handle is the same whatever the global RNG state
+        torch.manual_seed(0)
+        backbone = build_backbone(arch, weights).eval()
     info = ARCHS[arch]
     return ModelHandle(resolved.spec.id, "vision", backbone, None, resolved.weights_sha256,
                        extras={"arch": arch, "stage_dims": info.stage_dims, "shallow_stage": info.shallow_stage,
