@@ -117,3 +117,13 @@ def test_proxy_scrub_direction_and_proxies(bios):
     assert not left & set(proxies) and not left & set(GENDER_WORDS)
     with pytest.raises(UnsupportedError, match="gender direction"):
         method.transform_data(synthetic_wiki.generate(synthetic_wiki.WikiConfig(n=20)), ctx)
+
+
+def test_data_without_group_axis_glue_style(bios):
+    plain = dataclasses.replace(bios, axis="", groups=None)
+    method, ctx = _ctx("scrub")
+    out = method.transform_data(plain, ctx)  # gender list: the utility cost of scrubbing on GLUE
+    assert not {"she", "he", "her", "his"} & {w for t in out.texts for w in words_of(t)}
+    method, ctx = _ctx("resample")
+    with pytest.raises(UnsupportedError, match="no group labels"):
+        method.transform_data(plain, ctx)

@@ -82,9 +82,9 @@ class ProxyScrub(Method):
     def transform_data(self, dataset, ctx):
         from submissions.scrub import WORD_LISTS, scrub_dataset
 
-        if dataset.axis != "gender":
+        if dataset.axis not in ("gender", ""):  # "" = no group axis (GLUE): measures the utility cost
             raise UnsupportedError(f"proxy_scrub defines a gender direction; the fine-tuning data are on the "
-                                   f"{dataset.axis or 'unknown'} axis")
+                                   f"{dataset.axis} axis")
         p = {**self.params, **ctx.params}
         vectors, vocab = _load(str(p["embeddings"]))
         direction = gender_direction(vectors, vocab)

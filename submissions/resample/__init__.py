@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from harness.errors import BiasboardError
+from harness.errors import BiasboardError, UnsupportedError
 from harness.registry import register_method
 from harness.specs import Method
 
@@ -57,7 +57,7 @@ class Resample(Method):
 
     def transform_data(self, dataset, ctx):
         if dataset.groups is None:
-            raise BiasboardError("resample: the fine-tuning data carry no group labels to balance")
+            raise UnsupportedError("resample: the fine-tuning data carry no group labels to balance (e.g. GLUE)")
         idx = balanced_indices(dataset.labels, dataset.groups, target=str(ctx.params.get("target", "independent")),
                                seed=ctx.seed)
         return dataset.select(idx)

@@ -25,8 +25,9 @@ def scrub_dataset(dataset, words):
 
 
 def word_list(name: str, axis: str):
-    """``auto`` picks the list for the dataset's axis (gender or identity)."""
-    key = axis if name == "auto" else name
+    """``auto`` picks the list for the dataset's axis (gender or identity); data without a group axis (GLUE) get
+    the gender list, which measures what scrubbing costs in utility."""
+    key = (axis or "gender") if name == "auto" else name
     if key not in WORD_LISTS:
         raise UnsupportedError(f"scrub: no word list for {key!r} (dataset axis {axis!r}); choose words= one of "
                                f"{sorted(WORD_LISTS)}")
