@@ -7,7 +7,7 @@ Holm adjustment over the tests of the run. Aggregates: mean |effect size| per bi
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -23,7 +23,7 @@ ALPHA = 0.01
 N_PERMUTATIONS = 100_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prepared:
     """Vectors of one test after look-up (rows of each matrix follow the set's order)."""
 
@@ -46,9 +46,7 @@ def test_seed(seed: int, name: str) -> int:
 def balance(prep: Prepared, x_words: list[str], y_words: list[str]) -> Prepared:
     """Drop trailing examples of the larger target set until |X| == |Y| (file order kept, dropped ones reported)."""
     k = min(len(prep.x), len(prep.y))
-    prep.balanced_out = x_words[k:] + y_words[k:]
-    prep.x, prep.y = prep.x[:k], prep.y[:k]
-    return prep
+    return replace(prep, x=prep.x[:k], y=prep.y[:k], balanced_out=x_words[k:] + y_words[k:])
 
 
 def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], ctx: RunContext, *,
