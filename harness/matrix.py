@@ -76,6 +76,13 @@ class Matrix:
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     """Run options: batch_size, n_bootstrap, extra (passed to tasks as ctx.extra)."""
+    exclude: tuple[dict[str, Any], ...] = ()
+    """Pairings to leave out, e.g. ``{model: zoo:smollm2-135m, task: seat}`` (keys: model, method, task, variant,
+    seed); an entry matches a cell when every key it gives matches."""
+
+    def excludes(self, model: str, method: str, task: str, variant: str, seed: int) -> bool:
+        cell = {"model": model, "method": method, "task": task, "variant": variant, "seed": seed}
+        return any(all(cell[k] == v for k, v in rule.items()) for rule in self.exclude)
 
     @classmethod
     def load(cls, path: str | Path) -> "Matrix":
@@ -92,7 +99,7 @@ class Matrix:
     def from_dict(cls, data: Any, *, source: str = "<matrix>") -> "Matrix":
         if not isinstance(data, dict):
             raise DataError("a matrix is a mapping with models, methods, tasks, seeds", path=source)
-        allowed = {"name", "description", "models", "methods", "tasks", "seeds", "options"}
+        allowed = {"name", "description", "models", "methods", "tasks", "seeds", "options", "exclude"}
         unknown = set(data) - allowed
         if unknown:
             raise DataError(f"unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}", path=source)
@@ -112,13 +119,20 @@ class Matrix:
                     raise DataError(str(exc), path=source, row=i + 1, field=key) from None
             return tuple(out)
 
+        exclude = data.get("exclude") or []
+        rule_keys = {"model", "method", "task", "variant", "seed"}
+        for i, rule in enumerate(exclude if isinstance(exclude, list) else [None]):
+            if not isinstance(rule, dict) or not rule or set(rule) - rule_keys:
+                raise DataError(f"each entry is a mapping with keys among {sorted(rule_keys)}", path=source,
+                                row=i + 1, field="exclude")
         seeds = data.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise DataError("must be a list of integers", path=source, field="seeds")
         return cls(name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
                    models=parse_list("models", ModelSpec.parse),
                    methods=parse_list("methods", MethodSpec.parse) if data.get("methods") else (MethodSpec("none"),),
-                   tasks=parse_list("tasks", TaskSpec.parse), seeds=tuple(seeds), options=dict(data.get("options") or {}))
+                   tasks=parse_list("tasks", TaskSpec.parse), seeds=tuple(seeds), options=dict(data.get("options") or {}),
+                   exclude=tuple(exclude))
 
 
 @dataclass(frozen=True)
@@ -200,6 +214,8 @@ def plan(matrix: Matrix) -> tuple[list[Cell], list[Skipped]]:
                         data_cache[(tspec.name, variant)] = data_digest(task_cls, variant)
                     dsha = data_cache[(tspec.name, variant)]
                     for seed in matrix.seeds:
+                        if matrix.excludes(model.spec.id, mspec.name, tspec.name, variant, seed):
+                            continue
                         key = cell_key(model=model, method_cls=method_cls, params=params, task_cls=task_cls,
                                        variant=variant, data_sha256=dsha, seed=seed,
                                        extra=matrix.options.get("extra"))

@@ -136,3 +136,20 @@ def test_concurrent_writers_do_not_corrupt_the_store(tmp_path):
     assert len(store.records()) == 301
     assert store.examples("a-149")[49] == {"id": 49, "x": 49 * 149}
     assert json.loads(json.dumps(store.get("shared")))["task"] == "t"
+
+
+def test_exclude_rules_drop_matching_cells(tiny_bert_dir):
+    spec = _matrix(tiny_bert_dir, [0, 1])
+    all_cells = plan(Matrix.from_dict(spec))[0]
+    kept = plan(Matrix.from_dict({**spec, "exclude": [{"method": "perturb", "variant": "ll_modified"},
+                                                      {"seed": 1, "method": "none"}]}))[0]
+    labels = {(c.method.name, c.variant, c.seed) for c in kept}
+    assert len(all_cells) == 8 and labels == {("none", "pll_unmodified", 0), ("none", "ll_modified", 0),
+                                              ("perturb", "pll_unmodified", 0), ("perturb", "pll_unmodified", 1)}
+
+
+def test_bad_exclude_rule_is_reported(tiny_bert_dir):
+    from harness.errors import DataError
+
+    with pytest.raises(DataError, match="exclude"):
+        Matrix.from_dict({**_matrix(tiny_bert_dir, [0]), "exclude": [{"modle": "x"}]})
