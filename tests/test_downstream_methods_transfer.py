@@ -78,6 +78,11 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["analyze", "transfer", "--records", str(f), "--downstream", "bios:nope"]) == 2
     assert "no metric 'nope'" in capsys.readouterr().err
     assert main(["analyze", "transfer", "--records", str(tmp_path / "missing.jsonl")]) == 2
+    flat = [dict(r, metrics={**r["metrics"], "headline": {"value": 0.0, "n": 10}}) if r["task"] == "bios" else r
+            for r in _records()]
+    f.write_text("\n".join(json.dumps(r) for r in flat))
+    assert main(["analyze", "transfer", "--records", str(f), "--downstream", "bios:headline"]) == 2
+    assert "in every one of the 24 cells" in capsys.readouterr().err
     recs = [r for r in _records() if r["task"] == "seat"][:2] + [r for r in _records() if r["task"] == "bios"][:2]
     f.write_text("\n".join(json.dumps(r) for r in recs))
     assert main(["analyze", "transfer", "--records", str(f), "--downstream", "bios:headline"]) == 2

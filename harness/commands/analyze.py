@@ -172,6 +172,10 @@ def ols(y: Sequence[float], X: np.ndarray, names: Sequence[str]) -> dict[str, An
 def transfer(rows: list[dict]) -> dict[str, Any]:
     """Fit downstream ~ upstream (+ dataset_bias), leaving out a regressor that does not vary across cells."""
     names, notes = [], []
+    y = np.array([r["downstream"] for r in rows])
+    if len(y) and np.ptp(y) == 0:
+        raise BiasboardError(f"transfer regression: the downstream bias is {y[0]:g} in every one of the {len(y)} cells; "
+                             "nothing to explain (were the fine-tuning runs too small to learn the task?)")
     for name in ("upstream", "dataset_bias"):
         if rows and name in rows[0]:
             vals = np.array([r[name] for r in rows])
