@@ -27,7 +27,7 @@ from tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, opti
                                    training_summary)
 
 FAMILIES = ("encoder", "mlm", "clm")
-DEFAULTS = {"n_train": 2000, "n_val": 300, "n_test": 1500, "skew": 1.0, "ambiguity": 0.5, "data_seed": 0,
+DEFAULTS = {"n_train": 2000, "n_val": 300, "n_test": 3000, "skew": 1.0, "ambiguity": 0.5, "data_seed": 0,
             "occupations": tuple(synthetic_bios.OCCUPATIONS),
             "epochs": 2, "lr": 5e-5, "batch_size": 32, "max_length": 64}
 
