@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import inspect
 import json
@@ -25,6 +26,13 @@ from harness.sandbox import Guards, classify_written_file, install_guards, writt
 
 SMOKE_EXTRA = {"max_examples": 10, "epochs": 1}
 """Smoke settings passed to tasks as ``ctx.extra``: ten examples, one training epoch."""
+SMOKE_EXTRA_BY_TASK = {"seat": {"max_examples": 2}, "weat": {"max_examples": 2}}
+"""Tasks whose ``max_examples`` counts something bigger (SEAT/WEAT: whole association tests)."""
+
+
+def smoke_extra(task: str) -> dict[str, Any]:
+    """The smoke ``ctx.extra`` for ``task`` or ``task:variant``."""
+    return {**SMOKE_EXTRA, **SMOKE_EXTRA_BY_TASK.get(task.partition(":")[0], {})}
 SMOKE_CELLS = (
     ("mlm", "zoo:splade-tiny", "crows_pairs:pll_unmodified"),
     ("mlm", "zoo:splade-tiny", "bios:synthetic"),
@@ -71,13 +79,12 @@ class Imported:
 
 
 def _dotted_name(folder: Path) -> str | None:
-    """``submissions.perturb`` when the folder is a package importable under that name, else None."""
+    """``submissions.perturb`` (or an installed ``some_plugin``) when the folder is the package importable under
+    that name, else None (then it is imported from its path, like ``--include``)."""
     parts, cur = [folder.name], folder.parent
     while (cur / "__init__.py").exists():
         parts.insert(0, cur.name)
         cur = cur.parent
-    if len(parts) < 2:
-        return None
     spec = importlib.util.find_spec(parts[0])
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -114,6 +121,9 @@ def import_submission(folder: Path, manifest: dict | None) -> Imported:
         else:
             METHODS.names()  # load the built-ins first so a clash of names is caught
             out.module = include_path(folder)[0]
+        for ep in importlib.metadata.entry_points(group="biasboard.methods"):
+            if ep.value.partition(":")[0].split(".")[0] == out.module.split(".")[0]:
+                METHODS.get(ep.name)  # an outside package registers through its entry point: load it now
     except BaseException as exc:  # noqa: BLE001 - anything the submission raises is reported, not propagated
         cause = exc.__cause__ if isinstance(exc, RegistryError) and exc.__cause__ else exc
         out.error = f"{type(cause).__name__}: {cause}{_where(cause, folder)}"
@@ -190,13 +200,13 @@ def choose_smoke(cls, manifest: dict | None) -> tuple[str, str, dict[str, Any]]:
 
     if manifest and manifest.get("smoke"):
         s = manifest["smoke"]
-        return s["model"], s["task"], {**SMOKE_EXTRA, **(s.get("extra") or {})}
+        return s["model"], s["task"], {**smoke_extra(s["task"]), **(s.get("extra") or {})}
     for family, model, spec in SMOKE_CELLS:
         task, _, variant = spec.partition(":")
         if family not in cls.families or task not in TASKS or variant not in TASKS.get(task).variants:
             continue
         if compatible(family, cls, TASKS.get(task), variant) is None:
-            return model, spec, dict(SMOKE_EXTRA)
+            return model, spec, smoke_extra(spec)
     raise UnsupportedError(f"no smoke cell fits families {list(cls.families)} with kind {cls.kind!r}; add "
                            f"`smoke: {{model: ..., task: ...}}` to manifest.yaml")
 
@@ -213,27 +223,37 @@ def fresh_cache(root: Path) -> Path:
     return root
 
 
-def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path) -> tuple[dict, list[dict]]:
+def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path, *,
+              batch_size: int = 8) -> tuple[dict, list[dict]]:
     """Evaluate one cell through the real planner and runner, with ``cache`` as the biasboard cache."""
     from harness.matrix import Matrix, plan
     from harness.runner import evaluate_cell
 
+    from harness.runner import seed_everything
+
     os.environ["BIASBOARD_CACHE"] = str(cache)
+    seed_everything(0)  # each run starts from the same global RNG state, as a fresh process would
     matrix = Matrix.from_dict({"name": "smoke", "models": [model], "methods": [method], "tasks": [task],
                                "options": {"extra": extra}})
     cells, skipped = plan(matrix)
     if not cells:
         raise UnsupportedError("; ".join(s.reason for s in skipped) or f"{task} cannot run {method} on {model}")
-    return evaluate_cell(cells[0], extra=extra, batch_size=8, n_bootstrap=200)
+    return evaluate_cell(cells[0], extra=extra, batch_size=batch_size, n_bootstrap=200)
 
 
-def contract_problems(record: dict) -> list[str]:
-    """Result-contract violations: a headline value, and every reported metric with n and a CI or p-value."""
+def contract_problems(record: dict) -> tuple[list[str], str]:
+    """(result-contract violations, a note). Every metric with a value needs n and a CI or a p-value.
+
+    A headline without a value (NaN) is only noted: at smoke sizes some tasks cannot compute it (e.g. a TPR gap
+    needs both genders in every occupation); the per-example rows are still compared by the determinism check.
+    """
     metrics = record.get("metrics") or {}
     if not metrics:
-        return ["no metrics"]
+        return ["no metrics"], ""
     headline = next(iter(metrics))
-    problems = [] if metrics[headline].get("value") is not None else [f"headline {headline}: no value (NaN)"]
+    note = "" if metrics[headline].get("value") is not None else \
+        f"note: {headline} has no value at smoke size (too few examples per group)"
+    problems = []
     for name, m in metrics.items():
         if m.get("value") is None:
             continue
@@ -241,7 +261,7 @@ def contract_problems(record: dict) -> list[str]:
             problems.append(f"{name}: n missing or 0")
         elif m.get("ci95") is None and m.get("p_value") is None:
             problems.append(f"{name}: neither ci95 nor p_value")
-    return problems
+    return problems, note
 
 
 def outcome(record: dict, examples: list[dict]) -> dict[str, Any]:
@@ -254,11 +274,20 @@ def first_difference(a: dict, b: dict) -> str:
         va, vb = (a["metrics"].get(name) or {}).get("value"), (b["metrics"].get(name) or {}).get("value")
         if va != vb:
             return f"{name}: {va} then {vb}"
+    if len(a["examples"]) != len(b["examples"]):
+        return f"{len(a['examples'])} then {len(b['examples'])} example rows"
     for i, (x, y) in enumerate(zip(a["examples"], b["examples"])):
         if x != y:
             keys = [k for k in x if x.get(k) != y.get(k)]
             return f"example {x.get('id', i)}: {', '.join(f'{k} {x.get(k)} then {y.get(k)}' for k in keys[:2])}"
-    return "groups, notes or the number of examples differ"
+    for key in ("groups", "notes", "flags"):
+        if a[key] != b[key]:
+            if key == "notes":
+                diff = [(x, y) for x, y in zip(a[key] or [], b[key] or []) if x != y]
+                if diff:
+                    return f"note {diff[0][0]!r} then {diff[0][1]!r}"
+            return f"{key} differ"
+    return "outputs differ"
 
 
 def bad_weight_files(root: Path) -> list[str]:
@@ -334,10 +363,10 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) ->
                 out.check("determinism", False, f"the second run failed: {detail}")
         else:
             record = runs[0][0]
-            problems = contract_problems(record)
+            problems, note = contract_problems(record)
             headline, m = next(iter(record["metrics"].items()))
             summary = f"{model} x {task}: {headline} = {m.get('value')} (n={m.get('n')}, ci95={m.get('ci95')})"
-            out.check("smoke", not problems, summary + ("; " + "; ".join(problems) if problems else ""))
+            out.check("smoke", not problems, "; ".join([summary] + problems + ([note] if note else [])))
             a, b = outcome(*runs[0]), outcome(*runs[1])
             same = json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
             out.check("determinism", same, "two runs with seed 0 gave identical metrics and per-example rows" if same

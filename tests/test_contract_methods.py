@@ -1,0 +1,48 @@
+"""Contract tests over EVERY registered method: it has a manifest, and `biasboard validate` passes on it.
+
+Validation runs the real checklist (manifest, import, hook signatures, params, a smoke cell on a tiny model of a
+family the method supports, the same seed twice, offline, safetensors-only) in one subprocess for all methods.
+"""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from harness.registry import METHODS
+from harness.submission import load_manifest, validate_many
+
+NAMES = METHODS.names()
+TEMPLATE = Path(__file__).resolve().parents[1] / "submissions" / "_template"
+
+
+def folder_of(name: str) -> Path:
+    return Path(inspect.getfile(METHODS.get(name))).parent
+
+
+def test_the_template_is_not_an_official_method():
+    assert "my_method" not in NAMES
+    assert load_manifest(TEMPLATE)["name"] == "my_method"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_method_has_a_manifest_that_matches_its_name(name):
+    manifest = load_manifest(folder_of(name))
+    assert manifest["name"] == name
+    assert manifest["version"] == str(METHODS.get(name).version)
+
+
+@pytest.fixture(scope="module")
+def checklists():
+    folders = [folder_of(n) for n in NAMES]
+    return dict(zip(NAMES, validate_many(folders, timeout=240 * len(folders))))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_every_method_validates_and_runs_its_smoke_cell(name, checklists):
+    checklist = checklists[name]
+    assert checklist.method == name
+    assert checklist.passed, checklist.render()
+    assert checklist.get("smoke").ok and checklist.get("determinism").ok, checklist.render()

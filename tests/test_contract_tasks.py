@@ -1,0 +1,81 @@
+"""Contract tests over EVERY registered task: declarations are complete, and a tiny smoke cell of each variant
+(default variant only for tasks that fine-tune) returns metrics that honour the result contract, independent of
+the batch size. Variants whose data are not under BIASBOARD_DATA_DIR are skipped with the reason.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BiasboardError
+from harness.registry import FAMILIES, TASKS
+from harness.specs import DIRECTIONS
+from harness.submission_worker import contract_problems, fresh_cache, smoke_extra, smoke_run
+
+TINY = {"mlm": "zoo:splade-tiny", "encoder": "zoo:minilm-l6", "clm": "zoo:smollm2-135m",
+        "wordvec": "zoo:glove-6b-50d", "vision": "vision:small-cnn"}
+"""The smallest model of each family (a family missing here is skipped with a stated reason)."""
+ORDER = ("mlm", "vision", "encoder", "wordvec", "clm")
+"""Cheapest first: the smoke cell uses the first family the variant supports."""
+
+
+def smoke_cases():
+    cases = []
+    for name in TASKS.names():
+        cls = TASKS.get(name)
+        variants = [cls.default_variant] if getattr(cls, "fine_tunes", False) else list(cls.variants)
+        cases += [pytest.param(name, v, id=f"{name}:{v}") for v in variants]
+    return cases
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_task_declarations_are_complete(name):
+    cls = TASKS.get(name)
+    assert cls.description and cls.version and cls.citation, f"{name}: description, version, citation"
+    assert set(cls.families) <= set(FAMILIES)
+    for vname, variant in cls.variants.items():
+        assert variant.description, f"{name}:{vname} has no description"
+        assert variant.families and set(variant.families) <= set(cls.families), f"{name}:{vname} families"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,variant", smoke_cases())
+def test_every_task_variant_runs_a_smoke_cell(name, variant, tmp_path, monkeypatch):
+    cls = TASKS.get(name)
+    family = next((f for f in ORDER if f in cls.variants[variant].families and f in TINY), None)
+    if family is None:
+        pytest.skip(f"no tiny model for the families {cls.variants[variant].families}")
+    try:
+        files = cls().data_files(variant)
+    except BiasboardError as exc:
+        pytest.skip(f"data not available: {exc}")
+    if any(not Path(f).exists() for f in files):
+        pytest.skip(f"data not available: {[str(f) for f in files if not Path(f).exists()]}")
+    monkeypatch.setenv("BIASBOARD_CACHE", str(fresh_cache(tmp_path / "cache")))
+    try:
+        record, examples = smoke_run("none", TINY[family], f"{name}:{variant}", smoke_extra(name),
+                                     tmp_path / "cache")
+    except BiasboardError as exc:
+        if "not found" in str(exc) or "data" in str(exc).lower():
+            pytest.skip(f"data not available: {exc}")
+        raise
+    problems, _ = contract_problems(record)
+    assert not problems, problems
+    for mname, m in record["metrics"].items():
+        assert m["direction"] in DIRECTIONS
+        assert m["direction"] != "target" or m.get("ideal") is not None, f"{mname}: target metric without ideal"
+    for group, metrics in record["groups"].items():
+        for mname, m in metrics.items():
+            assert m.get("n") is not None, f"group {group} metric {mname} has no n"
+    ids = [e["id"] for e in examples]
+    assert ids and len(set(ids)) == len(ids), "per-example rows need unique ids"
+    assert record["provenance"]["data_sha256"]
+
+    # the same cell with another batch size gives the same numbers
+    other, _ = smoke_run("none", TINY[family], f"{name}:{variant}", smoke_extra(name), tmp_path / "cache",
+                         batch_size=3)
+    for mname, m in record["metrics"].items():
+        a, b = m["value"], other["metrics"][mname]["value"]
+        assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6), (mname, a, b)
