@@ -7,11 +7,14 @@ tripwire, not a security boundary: code that wants to escape them can (see docs/
 from __future__ import annotations
 
 import socket
+import sysconfig
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["Guards", "install_guards", "classify_written_file", "written_files"]
+__all__ = ["Guards", "guarded", "install_guards", "classify_written_file", "written_files"]
 
 BLOCKED = "network access is blocked while running a submission (offline mode)"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib", ".dill")
@@ -28,15 +31,32 @@ class Guards:
 
 
 def _caller() -> str:
-    frames = [f for f in traceback.extract_stack()[:-2] if "harness/sandbox.py" not in f.filename.replace("\\", "/")]
+    """file:line of the innermost frame outside the standard library and this module (who tried)."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    frames = [f for f in traceback.extract_stack()[:-2]
+              if "harness/sandbox.py" not in f.filename.replace("\\", "/") and not f.filename.startswith(stdlib)]
     f = frames[-1] if frames else None
     return f"{Path(f.filename).name}:{f.lineno}" if f else "?"
+
+
+@contextmanager
+def guarded(*, network: bool = True, torch_load: bool = True) -> Iterator[Guards]:
+    """``install_guards`` for the duration of a ``with`` block; the patched functions are restored after it."""
+    import torch
+
+    saved = [(socket.socket, "connect", socket.socket.connect), (socket.socket, "connect_ex", socket.socket.connect_ex),
+             (socket, "getaddrinfo", socket.getaddrinfo), (torch, "load", torch.load)]
+    try:
+        yield install_guards(network=network, torch_load=torch_load)
+    finally:
+        for owner, attr, value in saved:
+            setattr(owner, attr, value)
 
 
 def install_guards(*, network: bool = True, torch_load: bool = True) -> Guards:
     """Patch this interpreter: internet sockets and DNS lookups raise OSError, unsafe torch.load raises.
 
-    Unix-domain sockets stay allowed (local IPC is not network access).
+    Unix-domain sockets stay allowed (local IPC is not network access). Permanent: use ``guarded`` for a block.
     """
     guards = Guards()
     if network:

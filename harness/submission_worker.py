@@ -26,7 +26,7 @@ from harness.sandbox import Guards, classify_written_file, install_guards, writt
 
 SMOKE_EXTRA = {"max_examples": 10, "epochs": 1}
 """Smoke settings passed to tasks as ``ctx.extra``: ten examples, one training epoch."""
-SMOKE_EXTRA_BY_TASK = {"seat": {"max_examples": 2}, "weat": {"max_examples": 2}}
+SMOKE_EXTRA_BY_TASK = {"seat": {"max_examples": 1}, "weat": {"max_examples": 1}}
 """Tasks whose ``max_examples`` counts something bigger (SEAT/WEAT: whole association tests)."""
 
 

@@ -73,7 +73,9 @@ def test_every_task_variant_runs_a_smoke_cell(name, variant, tmp_path, monkeypat
     assert ids and len(set(ids)) == len(ids), "per-example rows need unique ids"
     assert record["provenance"]["data_sha256"]
 
-    # the same cell with another batch size gives the same numbers
+    if variant != cls.default_variant:
+        return
+    # the same cell with another batch size gives the same numbers (default variants: the scoring path is shared)
     other, _ = smoke_run("none", TINY[family], f"{name}:{variant}", smoke_extra(name), tmp_path / "cache",
                          batch_size=3)
     for mname, m in record["metrics"].items():

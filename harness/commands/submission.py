@@ -117,14 +117,8 @@ def import_method(folder: Path, name: str):
 
 @guarded
 def submit(args) -> int:
-    from dataclasses import replace
-
-    from harness.matrix import Matrix, MethodSpec, plan
-    from harness.runner import run_local
-    from harness.sandbox import install_guards
-    from harness.store import Store
+    from harness.sandbox import guarded
     from harness.submission import DEFAULT_TIMEOUT, load_manifest, validate
-    from harness.submission_report import build_report, render_report_markdown
 
     folder = args.path
     if not folder.is_dir():
@@ -137,7 +131,19 @@ def submit(args) -> int:
         if not checklist.passed:
             print(f"biasboard: {folder} did not validate; fix the FAIL lines above, then submit again", file=sys.stderr)
             return 1
-    install_guards()  # the official cells run offline too
+    with guarded():  # the official cells run offline too; unsafe torch.load is refused
+        return _run_official(args, folder, manifest)
+
+
+def _run_official(args, folder: Path, manifest: dict) -> int:
+    from dataclasses import replace
+
+    from harness.matrix import Matrix, MethodSpec, plan
+    from harness.runner import run_local
+    from harness.store import Store
+    from harness.submission_report import build_report, render_report_markdown
+
+    name = manifest["name"]
     import_method(folder, name)
     matrix = Matrix.load(args.matrix or official_matrix())
     references = [m.name for m in matrix.methods if m.name != name]
