@@ -105,13 +105,9 @@ def _failure_record(cell: Cell) -> dict[str, Any]:
             "task": cell.task, "variant": cell.variant, "seed": cell.seed, "family": cell.model.family}
 
 
-def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int = 1000,
-              progress: bool = True, extra: dict[str, Any] | None = None,
-              on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
-    """Evaluate pending cells in this process, writing each result to the store the moment it finishes."""
-    from tqdm.auto import tqdm
-
-    summary = RunSummary()
+def pending_cells(cells: list[Cell], store: Store, *, force: bool, summary: RunSummary) -> list[Cell]:
+    """Cells still to compute, ordered so loaded models are reused most (model, method, seed, task); finished
+    cells are counted as cached in ``summary``. Shared by every executor."""
     done = store.done_keys()
     pending = []
     for cell in cells:
@@ -120,6 +116,17 @@ def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_siz
         else:
             pending.append(cell)
     pending.sort(key=lambda c: (c.model.spec.id, c.method.label, c.seed, c.task, c.variant))
+    return pending
+
+
+def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int = 1000,
+              progress: bool = True, extra: dict[str, Any] | None = None,
+              on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
+    """Evaluate pending cells in this process, writing each result to the store the moment it finishes."""
+    from tqdm.auto import tqdm
+
+    summary = RunSummary()
+    pending = pending_cells(cells, store, force=force, summary=summary)
     handles = HandleCache()
     bar = tqdm(total=len(pending), desc="cells", disable=not progress or not pending, unit="cell")
     try:

@@ -7,15 +7,12 @@ error while the rest of the matrix finishes), and the CLI path with ``--executor
 """
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pytest
 
-from harness.executors.ray import local_cluster_env
+from ray_cluster import local_cluster  # first: sets the loopback-only environment before Ray is imported
 
-for _key, _value in local_cluster_env().items():  # before Ray is imported: loopback only, no usage statistics
-    os.environ.setdefault(_key, _value)
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'biasboard[ray]'")
 
 from harness.matrix import Matrix, plan  # noqa: E402
@@ -63,12 +60,7 @@ def assert_same_examples(a: list[dict], b: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
+    yield from local_cluster(ray)
 
 
 def test_cluster_listens_on_loopback_only(cluster):

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import BiasboardError
-from harness.executors import split_pending
 from harness.executors.resources import Resources, cell_resources
 from harness.matrix import Cell
-from harness.runner import RunSummary, _failure_record
+from harness.runner import RunSummary, _failure_record, pending_cells
 from harness.store import Store
 
 __all__ = ["run", "CellWorker", "local_cluster_env", "included_paths"]
@@ -300,7 +299,7 @@ def run(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int
     import in the workers (default: whatever this process included).
     """
     summary = RunSummary()
-    pending = split_pending(cells, store, force=force, summary=summary)
+    pending = pending_cells(cells, store, force=force, summary=summary)
     if not pending:
         return summary
     ray = _import_ray(start_local=address is None)
