@@ -115,6 +115,12 @@ def pseudo_log_likelihoods(handle, token_ids: Sequence[Sequence[int]], positions
     return [np.asarray(v, dtype=np.float64) for v in out]
 
 
+def _no_cache(model) -> dict:
+    """``use_cache=False`` for models that keep a key/value cache: scoring never generates, and filling the
+    cache costs about 4% of a causal LM's forward (SmolLM2-135M, measured in docs/benchmarks-scaleout.md)."""
+    return {"use_cache": False} if getattr(getattr(model, "config", None), "use_cache", None) is not None else {}
+
+
 @torch.inference_mode()
 def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, batch_size: int = 32,
                       progress: bool = False) -> list[np.ndarray]:
@@ -126,7 +132,7 @@ def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, batch_size:
     bar = tqdm(total=len(token_ids), desc="causal LM", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
         ids, mask = _pad([token_ids[i] for i in batch], pad)
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        logits = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[:, :-1].float()
         lp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2).numpy()
         for b, i in enumerate(batch):
             out[i] = lp[b, : len(token_ids[i]) - 1].astype(np.float64)
@@ -148,12 +154,13 @@ def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: i
         raise UnsupportedError(f"pooling {pooling!r}; valid: {POOLINGS}")
     ids_list = tokenize(handle, texts)
     model, pad = handle.model, handle.tokenizer.pad_token_id
+    no_cache = _no_cache(model) if handle.family == "clm" else {}
     order = sorted(range(len(texts)), key=lambda i: len(ids_list[i]))
     out = None
     bar = tqdm(total=len(texts), desc="encode", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
         ids, mask = _pad([ids_list[i] for i in batch], pad)
-        res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **no_cache)
         hidden = res.hidden_states[layer].float()
         if pooling == "mean":
             m = mask.unsqueeze(-1).float()
