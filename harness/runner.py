@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 import harness
-from harness.errors import BiasboardError
+from harness.errors import BiasboardError, UnsupportedError
 from harness.matrix import Cell
 from harness.models.handles import ModelHandle, load_handle
 from harness.paths import cache_dir
@@ -97,6 +97,8 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    """Cells whose method or task declared the pairing unsupported at run time (not failures; not stored)."""
     interrupted: bool = False
 
 
@@ -138,6 +140,10 @@ def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_siz
                                                      n_bootstrap=n_bootstrap, progress=progress, extra=extra)
                 except KeyboardInterrupt:
                     raise
+                except UnsupportedError as exc:  # e.g. resample on data without groups: a pairing, not a bug
+                    summary.skipped.append((cell.key, str(exc)))
+                    if on_cell:
+                        on_cell(cell, "skipped")
                 except Exception as exc:  # one bad cell must not stop the matrix: record it and go on
                     message = f"{type(exc).__name__}: {exc}"
                     store.put_failure(cell.key, _failure_record(cell), message + "\n" + traceback.format_exc())

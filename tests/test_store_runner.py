@@ -153,3 +153,18 @@ def test_bad_exclude_rule_is_reported(tiny_bert_dir):
 
     with pytest.raises(DataError, match="exclude"):
         Matrix.from_dict({**_matrix(tiny_bert_dir, [0]), "exclude": [{"modle": "x"}]})
+
+
+def test_unsupported_at_run_time_is_skipped_not_failed(tiny_bert_dir, tmp_path, monkeypatch):
+    from harness.errors import UnsupportedError
+
+    cells, _ = plan(Matrix.from_dict(_matrix(tiny_bert_dir, [0], methods=["none"])))
+    import harness.runner as runner
+
+    def unsupported(cell, **kw):
+        raise UnsupportedError("this data has no groups to re-balance")
+
+    monkeypatch.setattr(runner, "evaluate_cell", unsupported)
+    store = Store(tmp_path / "r.sqlite")
+    summary = run_local(cells, store, progress=False)
+    assert len(summary.skipped) == 2 and not summary.failed and not store.records(status=None)

@@ -61,8 +61,12 @@ def run(args) -> int:
     keys = {c.key for c in cells}
     records = [r for r in store.records(status=None) if r["key"] in keys]
     print(results_table(records))
+    skipped_at_run = getattr(summary, "skipped", [])
     print(f"\n{len(summary.done)} computed, {len(summary.cached)} from cache, {len(summary.failed)} failed"
+          + (f", {len(skipped_at_run)} unsupported" if skipped_at_run else "")
           + (" (interrupted: rerun to continue)" if summary.interrupted else ""))
+    for key, message in skipped_at_run:
+        print(f"  unsupported {key[:12]}: {message}", file=sys.stderr)
     for key, message in summary.failed:
         print(f"  failed {key[:12]}: {message}", file=sys.stderr)
     print(f"results store: {spath}")
