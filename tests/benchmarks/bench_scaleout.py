@@ -1,6 +1,6 @@
 """Speed of task evaluation and of the matrix executors on the offline models.
 
-Run: ``pytest tests/benchmarks/test_scaleout_bench.py --benchmark-enable -s`` (add ``-k local`` or ``-k ray``).
+Run: ``pytest tests/benchmarks/bench_scaleout.py -o python_files='bench_*.py' --benchmark-enable -s`` (add ``-k local`` or ``-k ray``).
 Throughput figures (examples/s, tokens/s) land in each benchmark's ``extra_info`` (``--benchmark-json=FILE``).
 Figures and machine conditions in docs/benchmarks-scaleout.md.
 """

@@ -1,7 +1,7 @@
 """Speed of vision training on the synthetic digits set: one ERM epoch of the small CNN with 1 vs 2 torch threads
 (the trainer defaults to 1), and one Debiasify clustering pass (per-class PCA + K search).
 
-Run: ``pytest tests/benchmarks/test_vision_bench.py --benchmark-enable``. Figures in docs/benchmarks-vision.md.
+Run: ``pytest tests/benchmarks/bench_vision.py -o python_files='bench_*.py' --benchmark-enable``. Figures in BENCHMARKS.md.
 """
 from __future__ import annotations
 

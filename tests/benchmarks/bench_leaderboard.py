@@ -1,6 +1,6 @@
 """Speed of the site builder and the regression gate on a board the size of a full CrowS-Pairs matrix.
 
-Run: ``pytest tests/benchmarks/test_leaderboard_bench.py --benchmark-enable``. Figures in docs/benchmarks-leaderboard.md.
+Run: ``pytest tests/benchmarks/bench_leaderboard.py -o python_files='bench_*.py' --benchmark-enable``. Figures in BENCHMARKS.md.
 """
 from __future__ import annotations
 
