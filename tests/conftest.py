@@ -11,6 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers such as crows_reference
 os.environ.setdefault("BIASBOARD_DATA_DIR", str(REPO.parent / "shared" / "data"))
+# Absolute, so tests that change the working directory still find the data (CI passes a relative path).
+os.environ["BIASBOARD_DATA_DIR"] = str(Path(os.environ["BIASBOARD_DATA_DIR"]).resolve())
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATA_DIR = Path(os.environ["BIASBOARD_DATA_DIR"])
 
