@@ -6,7 +6,7 @@ and per-example rows, so scores can be recomputed and compared pairwise without 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -193,7 +193,3 @@ class Method:
         out = dict(self.params)
         out.update(given)
         return out
-
-
-def as_dict(obj) -> dict[str, Any]:
-    return asdict(obj)

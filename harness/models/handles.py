@@ -134,9 +134,6 @@ def resolve_model(spec: "ModelSpec | str | dict") -> ResolvedModel:
         raise BiasboardError(
             f"model {spec.id!r} is not a zoo alias, not a local folder, and could not be fetched from the "
             f"Hugging Face Hub ({type(exc).__name__}). Zoo models: {', '.join('zoo:' + a for a in ZOO)}") from exc
-    if any(path.glob("*.safetensors")):
-        for legacy in path.glob("*.bin"):
-            legacy.unlink(missing_ok=True) if legacy.is_symlink() else None
     return ResolvedModel(spec, spec.family or _family_from_config(path), path, "hf", _weights_digest(path))
 
 
