@@ -10,10 +10,9 @@ Definitions follow W4ngatang/sent-bias ``weat.py`` (also vendored by McGill-NLP/
   extreme (the original's conservative ``>=``); sums within ``1e-10 * sum|s|`` of the observed sum are ties,
   so float summation order cannot flip a tie.
 
-The sampled test draws each split as a Bernoulli(1/2) subset (8 items per random byte, summed through
-per-byte lookup tables) and then fixes its size to ``n`` by flipping uniformly chosen items in or out. The
-procedure is invariant under permutations of the items and always returns an ``n``-subset, so the split is
-uniform, exactly as a shuffle would give, without a Python loop or a sort per sample.
+The sampled test draws, for every sample, how many items of X the split keeps (k, hypergeometric), then a uniform
+k-subset of X and one of Y: Bernoulli(1/2) subsets (8 items per random byte, summed through per-byte lookup tables)
+bucketed by size. The split is uniform, exactly as a shuffle would give, without a Python loop or a sort per sample.
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ from typing import Sequence
 import numpy as np
 
 TIE_RTOL = 1e-10
-_BIT = (1 << np.arange(8)).astype(np.uint8)
 
 
 def cosine_matrix(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -78,51 +76,80 @@ def _subset_sums(s: np.ndarray, k: int) -> np.ndarray:
     return levels[k]
 
 
-def _byte_tables(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per-byte lookup tables: ``table[j, b]`` = sum of s over the items of byte j whose bit is set in b."""
+def _byte_tables(s: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per-byte lookup table ``table[j, b]`` = sum of s over the items of byte j whose bit is set in b, and the
+    bit mask of the last (possibly partial) byte."""
     m = len(s)
     n_bytes = (m + 7) // 8
     padded = np.zeros(n_bytes * 8)
     padded[:m] = s
     bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)
     table = (bits @ padded.reshape(n_bytes, 8).T).T.copy()
-    popcount = bits.sum(axis=1).astype(np.int32)
     last_mask = (1 << (m - 8 * (n_bytes - 1))) - 1
-    return table, popcount, last_mask
+    return table, last_mask
 
 
-def _sampled_sums(s: np.ndarray, n: int, draws: int, rng: np.random.Generator, *, max_bytes: int = 1 << 24):
-    """Yield arrays of ``sum_{X'} s`` for ``draws`` uniformly random n-subsets X' of the 2n items."""
-    m = len(s)
-    table, _, last_mask = _byte_tables(s)
+def _random_subsets(s: np.ndarray, count: int, rng: np.random.Generator, *, max_bytes: int = 1 << 24
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of s over the subset, subset size) for ``count`` Bernoulli(1/2) subsets of the items of ``s``."""
+    table, last_mask = _byte_tables(s)
     n_bytes = table.shape[0]
-    left = draws
-    while left > 0:
-        c = min(max(1, max_bytes // n_bytes), left)
-        left -= c
-        bits = rng.integers(0, 256, size=(n_bytes, c), dtype=np.uint8)  # byte j of every draw is contiguous
+    # small unsigned sizes let the bucketing use numpy's radix sort (about 7x faster than sorting int64)
+    sizes = np.zeros(count, dtype=np.uint16 if len(s) < 1 << 16 else np.int64)
+    sums = np.zeros(count)
+    step = max(1, max_bytes // n_bytes)
+    for lo in range(0, count, step):
+        c = min(step, count - lo)
+        # raw 64-bit generator output as bytes: uniform, and several times faster than integers(0, 256)
+        words = rng.bit_generator.random_raw(-(-n_bytes * c // 8))
+        bits = words.view(np.uint8)[:n_bytes * c].reshape(n_bytes, c)  # byte j of every subset is contiguous
         bits[-1] &= np.uint8(last_mask)
-        sums = np.zeros(c)
-        size = np.zeros(c, dtype=np.int64)
         for j in range(n_bytes):
-            sums += table[j].take(bits[j])
-            size += np.bitwise_count(bits[j])
-        excess = size - n
-        flat = bits.reshape(-1)  # draw r, byte j sits at j * c + r
-        active = np.flatnonzero(excess)
-        while active.size:
-            pos = rng.integers(0, m, size=active.size)
-            where = (pos >> 3) * c + active
-            mask = _BIT[pos & 7]
-            inside = (flat[where] & mask) != 0
-            e = excess[active]
-            step = (~inside & (e < 0)).astype(np.int64) - (inside & (e > 0))  # +1 add the item, -1 drop it
-            moved = step != 0
-            flat[where[moved]] ^= mask[moved]
-            sums[active] += step * s[pos]
-            excess[active] += step
-            active = active[excess[active] != 0]
-        yield sums
+            sums[lo:lo + c] += table[j].take(bits[j])
+            sizes[lo:lo + c] += np.bitwise_count(bits[j])
+    return sums, sizes
+
+
+def _split_size_probabilities(n: int) -> np.ndarray:
+    """P(|X' n X| = k), k = 0..n, for a uniformly random n-subset X' of the 2n items: C(n,k)^2 / C(2n,n)."""
+    k = np.arange(n + 1)
+    log_comb = math.lgamma(n + 1) - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
+    p = np.exp(2 * log_comb - 2 * log_comb.max())
+    return p / p.sum()
+
+
+def _bucketed(s: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sums of ``need[k]`` independent uniformly random k-subsets of the items of ``s``, for every k (in k order).
+
+    Bernoulli(1/2) subsets are uniform within each size; they are drawn in pools (1.5x the total need, which covers
+    every size the split distribution asks for, since it is more concentrated than the binomial by at most
+    sqrt(2)) until every size has enough, and the first ``need[k]`` of each size are kept.
+    """
+    pool_sums, pool_sizes = [], []
+    have = np.zeros(len(need), dtype=np.int64)
+    while (have < need).any():
+        sums, sizes = _random_subsets(s, int(1.5 * need.sum()) + 64, rng)
+        pool_sums.append(sums)
+        pool_sizes.append(sizes)
+        have += np.bincount(sizes, minlength=len(need))
+    sums, sizes = np.concatenate(pool_sums), np.concatenate(pool_sizes)
+    order = np.argsort(sizes, kind="stable")
+    first_of_size = np.concatenate(([0], np.cumsum(have)[:-1]))
+    first_needed = np.concatenate(([0], np.cumsum(need)[:-1]))
+    take = np.arange(need.sum()) + np.repeat(first_of_size - first_needed, need)
+    return sums[order[take]]
+
+
+def _sampled_sums(s: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``sum_{X'} s`` for ``draws`` independent uniformly random n-subsets X' of the 2n items.
+
+    A uniform split keeps k = |X' n X| items of X and n - k of Y, with P(k) = C(n,k)^2 / C(2n,n), a uniform k-subset
+    of X and a uniform (n-k)-subset of Y, i.e. Y minus a uniform k-subset of Y. So: draw every sample's k, then
+    uniform k-subsets of X and of Y independently, and sum(X') = sum(B_X) + sum(Y) - sum(B_Y). Exact, with no
+    sort, shuffle or per-sample loop.
+    """
+    need = rng.multinomial(draws, _split_size_probabilities(n))
+    return _bucketed(s[:n], need, rng) + s[n:].sum() - _bucketed(s[n:], need, rng)
 
 
 def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, seed: int = 0) -> tuple[float, bool]:
@@ -143,7 +170,7 @@ def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, se
         sums = _subset_sums(s, n_x)
         return float(np.count_nonzero(sums >= observed - tol) / len(sums)), True
     rng = np.random.default_rng(seed)
-    hits = sum(int(np.count_nonzero(chunk >= observed - tol)) for chunk in _sampled_sums(s, n_x, n_samples - 1, rng))
+    hits = int(np.count_nonzero(_sampled_sums(s, n_x, n_samples - 1, rng) >= observed - tol))
     return (1 + hits) / n_samples, False
 
 

@@ -55,7 +55,7 @@ def test_sampled_splits_are_uniform(m):
     n = m // 2
     s = 2.0 ** np.arange(m)
     draws = 60_000 if m <= 10 else 20_000
-    sums = np.concatenate(list(ms._sampled_sums(s, n, draws, np.random.default_rng(1))))
+    sums = ms._sampled_sums(s, n, draws, np.random.default_rng(1))
     assert len(sums) == draws
     bits = np.array([bin(int(v)).count("1") for v in sums[:2000]])
     assert (bits == n).all()
@@ -66,6 +66,11 @@ def test_sampled_splits_are_uniform(m):
     else:  # marginal inclusion of each item is 1/2
         incl = np.array([[(int(v) >> i) & 1 for i in range(m)] for v in sums])
         assert np.abs(incl.mean(0) - 0.5).max() < 0.02
+        # how many of X a split keeps is hypergeometric, as for a shuffle
+        kept = np.bincount(incl[:, :n].sum(1), minlength=n + 1)
+        expected = stats.hypergeom(m, n, n).pmf(np.arange(n + 1)) * draws
+        big = expected > 5
+        assert stats.chisquare(kept[big], expected[big] * kept[big].sum() / expected[big].sum()).pvalue > 1e-3
 
 
 def test_sampled_p_agrees_with_exact_and_loop():

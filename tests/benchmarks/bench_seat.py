@@ -60,7 +60,7 @@ def test_permutation_vectorised(benchmark, case):
 
 def test_permutation_loop(benchmark, case):
     name, s, n = case
-    p = benchmark.pedantic(loop_p_value, args=(s, n, N_SAMPLES), kwargs={"seed": 1}, rounds=1, iterations=1)
+    p = benchmark.pedantic(loop_p_value, args=(s, n, N_SAMPLES), kwargs={"seed": 1}, rounds=3, iterations=1)
     benchmark.extra_info.update(case=name, p=p)
 
 
