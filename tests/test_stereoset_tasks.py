@@ -92,7 +92,7 @@ def test_original_dev_json_is_preferred(splade, tmp_path, monkeypatch, data_dir)
                        for k, lab in enumerate(LABELS)]} for i, c in enumerate(flat)]}}))
     monkeypatch.setenv("BIASBOARD_DATA_DIR", str(tmp_path))
     res = StereoSet().evaluate(splade, "intrasentence", RunContext(n_bootstrap=20))
-    assert res.flags["data_file"] == "dev.json" and res.metrics["ss"].n == 20
+    assert res.notes[0].startswith("data: dev.json") and res.metrics["ss"].n == 20 and "data_file" not in res.flags
     want = sc.mlm_intrasentence(splade, flat)
     got = np.array([[r[f"score_{label}"] for label in LABELS] for r in res.examples])
     np.testing.assert_allclose(got, want, rtol=1e-4)

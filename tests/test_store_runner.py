@@ -168,3 +168,26 @@ def test_unsupported_at_run_time_is_skipped_not_failed(tiny_bert_dir, tmp_path, 
     store = Store(tmp_path / "r.sqlite")
     summary = run_local(cells, store, progress=False)
     assert len(summary.skipped) == 2 and not summary.failed and not store.records(status=None)
+
+
+def test_task_entry_extra_reaches_only_its_cells_and_their_keys():
+    """``{task: ..., extra: {...}}`` sets options for that task's cells alone; they enter the cell key."""
+    from harness.matrix import Matrix, plan
+    from harness.runner import make_context
+
+    base = {"models": ["zoo:glove-6b-50d"], "tasks": ["weat"], "options": {"extra": {"a": 1}}}
+    plain, _ = plan(Matrix.from_dict(base))
+    tuned, _ = plan(Matrix.from_dict({**base, "tasks": [{"task": "weat", "extra": {"eval_sample": 5, "a": 2}}]}))
+    assert [c.variant for c in plain] == [c.variant for c in tuned]
+    assert {c.key for c in plain}.isdisjoint(c.key for c in tuned)
+    ctx = make_context(tuned[0], extra={"a": 1, "b": 3})
+    assert ctx.extra == {"a": 2, "b": 3, "eval_sample": 5}
+    assert make_context(plain[0], extra={"a": 1}).extra == {"a": 1}
+
+
+def test_bad_task_entry_names_the_row():
+    from harness.errors import DataError
+    from harness.matrix import Matrix
+
+    with pytest.raises(DataError, match=r"row 2.*tasks.*extra must be a mapping|tasks.*row 2"):
+        Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": ["weat", {"task": "weat", "extra": [1]}]})
