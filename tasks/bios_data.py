@@ -2,6 +2,8 @@
 
 - Hugging Face ``LabHC/bias_in_bios`` (Ravfogel et al. 2020 split): ``hard_text``, ``profession`` (int 0-27,
   alphabetical), ``gender`` (int; 0 = male, 1 = female), as parquet / jsonl / csv files ``train``, ``dev``, ``test``.
+  Both codings are those of the dataset card (README.md of huggingface.co/datasets/LabHC/bias_in_bios, revisions
+  7dedfa2 and 052f01d: its tables "Classification labels" and "Sensitive attributes").
 - The original release and its pickled copies: records with ``bio`` / ``raw`` / ``hard_text`` / ``text``, a
   ``title`` or ``p`` (profession name) and ``gender`` / ``g`` (``F``/``M``, ``f``/``m``).
 Only unpickle files you trust: a pickle can run code.
@@ -21,7 +23,10 @@ PROFESSIONS = ("accountant", "architect", "attorney", "chiropractor", "comedian"
                "dj", "filmmaker", "interior_designer", "journalist", "model", "nurse", "painter", "paralegal",
                "pastor", "personal_trainer", "photographer", "physician", "poet", "professor", "psychologist",
                "rapper", "software_engineer", "surgeon", "teacher", "yoga_teacher")
-"""The 28 occupations, in the index order of ``LabHC/bias_in_bios``."""
+"""The 28 occupations, in the index order of ``LabHC/bias_in_bios`` (its dataset card: 0 accountant ... 27
+yoga_teacher)."""
+HF_GENDER = {0: "male", 1: "female"}
+"""``gender`` codes of ``LabHC/bias_in_bios`` (its dataset card: male 0, about 54%; female 1, about 46%)."""
 TEXT_FIELDS = ("hard_text", "bio", "hard_text_untokenized", "text", "raw")
 LABEL_FIELDS = ("profession", "p", "title")
 GENDER_FIELDS = ("gender", "g")
@@ -82,8 +87,8 @@ def _profession(value, path: Path, row: int, field: str) -> int:
 
 
 def _gender(value, path: Path, row: int, field: str) -> str:
-    if isinstance(value, (int, np.integer)) and int(value) in (0, 1):
-        return "female" if int(value) == 1 else "male"
+    if isinstance(value, (int, np.integer)) and int(value) in HF_GENDER:
+        return HF_GENDER[int(value)]
     if isinstance(value, str) and value.strip().lower() in ("f", "female", "m", "male"):
         return "female" if value.strip().lower().startswith("f") else "male"
     raise DataError(f"unknown gender {value!r}; expected 0/1 (1 = female), F/M or female/male",

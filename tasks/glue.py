@@ -1,8 +1,9 @@
 """GLUE (Wang et al. 2019): downstream utility after fine-tuning, with each task's official metric.
 
 Why in a bias harness: mitigation that wrecks the model is not mitigation; the GLUE score is the utility side of the
-trade-off (Bias Vector and 2408.00612 both report it). With the hub reachable (``extra source=hub``), the model is
-fine-tuned on the official train split and tested on the official dev split, as GLUE papers do. Offline only the dev
+trade-off (Bias Vector and 2408.00612 both report it). With ``extra source=hub`` the model is fine-tuned on the
+official train split and tested on the official dev split, as GLUE papers do, read through ``datasets`` from the hub
+or from a local copy of the hub repository (``hub_path=DIR``; see ``read_hub``). Without either, only the dev
 sets exist (``<data>/glue``): the default ``source=local`` fine-tunes on part of dev and tests on the rest, and every
 such result is flagged ``offline_dev_split`` and says so; it is not comparable with published GLUE numbers.
 """
@@ -73,10 +74,16 @@ TASKS = {
                          "/data/STS-B/dev.tsv"),
 }
 hdata.declare("glue", *(hdata.DataSource(t.relpath, t.url, t.sha256) for t in TASKS.values()))
+HUB_DATASET = "nyu-mll/glue"
+"""The GLUE repository on the Hugging Face Hub (formerly plain ``glue``): one config per task (``cola``, ``sst2``,
+``mrpc``, ``rte``, ``stsb``, ...), splits ``train`` / ``validation`` / ``test``, each row with an ``idx``."""
+HUB_COLUMNS = {"cola": ("sentence", None), "sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"),
+               "rte": ("sentence1", "sentence2"), "stsb": ("sentence1", "sentence2")}
+"""Text columns of each hub config; ``label`` is a ClassLabel, or a float similarity score for ``stsb``."""
 METRIC_TEXT = {"mcc": "Matthews correlation", "accuracy": "accuracy", "f1": "F1 of the positive class",
                "pearson": "Pearson r", "spearman": "Spearman rho"}
-DEFAULTS = {"source": "local", "train_fraction": 0.5, "val_fraction": 0.15, "n_train": 4000, "data_seed": 0,
-            "epochs": 3, "lr": 5e-5, "batch_size": 32, "max_length": 64}
+DEFAULTS = {"source": "local", "hub_path": HUB_DATASET, "train_fraction": 0.5, "val_fraction": 0.15, "n_train": 4000,
+            "data_seed": 0, "epochs": 3, "lr": 5e-5, "batch_size": 32, "max_length": 64}
 
 
 def read_local(spec: GlueTask, path: Path) -> TextDataset:
@@ -110,28 +117,47 @@ def read_local(spec: GlueTask, path: Path) -> TextDataset:
                        text_pairs=tuple(pairs) if spec.pair else None, label_names=names)
 
 
-def read_hub(spec: GlueTask, split_name: str) -> TextDataset:
-    """A split of ``nyu-mll/glue`` through ``datasets`` (needs the hub)."""
+def read_hub(spec: GlueTask, split_name: str, path: str | Path = HUB_DATASET, *,
+             cache_dir: str | Path | None = None) -> TextDataset:
+    """One split of the hub's GLUE through ``datasets.load_dataset(path, config, split=split_name)``.
+
+    ``path`` is the hub id (needs the hub) or a local copy of the hub repository: a folder laid out as the repo is,
+    with its ``README.md`` (whose ``configs`` map each config to ``<config>/<split>-*.parquet``) and the parquet
+    files, as ``huggingface-cli download nyu-mll/glue --repo-type dataset --local-dir DIR`` fetches it. Both go
+    through the same call. Ids are ``<config>-<split>-<idx>``, from the hub's ``idx`` column (row number if absent).
+    """
     try:
         import datasets
 
-        ds = datasets.load_dataset("nyu-mll/glue", spec.hub_config, split=split_name)
-    except Exception as exc:  # offline, or an unknown config: one message, no traceback
-        raise BiasboardError(f"glue:{spec.hub_config}: could not load nyu-mll/glue from the hub "
-                             f"({type(exc).__name__}); use source=local for the offline dev-split mode") from exc
-    cols = {"cola": ("sentence", None), "sst2": ("sentence", None), "mrpc": ("sentence1", "sentence2"),
-            "rte": ("sentence1", "sentence2"), "stsb": ("sentence1", "sentence2")}[spec.hub_config]
+        ds = datasets.load_dataset(str(path), spec.hub_config, split=split_name,
+                                   cache_dir=str(cache_dir) if cache_dir else None)
+    except Exception as exc:  # offline, a missing copy or an unknown config: one message, no traceback
+        raise BiasboardError(f"glue:{spec.hub_config}: could not load {path} with datasets ({type(exc).__name__}: "
+                             f"{exc}); give a local copy of the hub repo with hub_path=DIR, or use source=local "
+                             "for the offline dev-split mode") from exc
+    text, pair = HUB_COLUMNS[spec.hub_config]
+    missing = [c for c in (text, pair, "label") if c and c not in ds.column_names]
+    if missing:
+        raise DataError(f"split {split_name!r} of config {spec.hub_config!r} lacks columns {missing}; has "
+                        f"{ds.column_names}", path=path, field=missing[0])
     labels = [float(v) if spec.regression else int(v) for v in ds["label"]]
-    names = () if spec.regression else tuple(ds.features["label"].names)
-    return TextDataset(texts=tuple(ds[cols[0]]), labels=tuple(labels),
-                       ids=tuple(f"{spec.hub_config}-{split_name}-{i}" for i in range(len(labels))),
-                       text_pairs=tuple(ds[cols[1]]) if cols[1] else None, label_names=names)
+    if spec.regression:
+        names: tuple[str, ...] = ()
+    elif isinstance(ds.features["label"], datasets.ClassLabel):
+        names = tuple(ds.features["label"].names)
+    else:
+        names = tuple(str(v) for v in range(max(labels, default=-1) + 1))
+    idx = ds["idx"] if "idx" in ds.column_names else range(len(labels))
+    return TextDataset(texts=tuple(ds[text]), labels=tuple(labels),
+                       ids=tuple(f"{spec.hub_config}-{split_name}-{i}" for i in idx),
+                       text_pairs=tuple(ds[pair]) if pair else None, label_names=names)
 
 
 def _variant(key: str) -> Variant:
     spec = TASKS[key]
     return Variant(f"GLUE {key.upper()}: {', '.join(METRIC_TEXT[m] for m in spec.metrics)} (x100). Options: source "
-                   "(local|hub), train_fraction, val_fraction, n_train, data_seed.", FAMILIES, {"glue": key})
+                   "(local|hub), hub_path (hub id or a local copy of the hub repo), train_fraction, val_fraction, "
+                   "n_train, data_seed.", FAMILIES, {"glue": key})
 
 
 @register_task
@@ -149,10 +175,12 @@ class Glue(Task):
     def data_files(self, variant: str) -> list[Path]:
         return [hdata.find(TASKS[self.variants[variant].options["glue"]].relpath, task=self.name)]
 
-    def _splits(self, spec: GlueTask, opts: dict) -> tuple[TextDataset, TextDataset, TextDataset, bool]:
+    def _splits(self, spec: GlueTask, opts: dict, cache_dir: Path | None = None
+                ) -> tuple[TextDataset, TextDataset, TextDataset, bool]:
         seed = int(opts["data_seed"])
         if opts["source"] == "hub":
-            train_full, test = read_hub(spec, "train"), read_hub(spec, "validation")
+            train_full, test = (read_hub(spec, name, opts["hub_path"], cache_dir=cache_dir)
+                                for name in ("train", "validation"))
             tr, va = split(len(train_full), (0.9, 0.1), seed=seed)
             return capped(train_full.select(tr), opts["n_train"], seed), train_full.select(va), test, False
         if opts["source"] != "local":
@@ -168,7 +196,8 @@ class Glue(Task):
     def evaluate(self, handle, variant, ctx):
         spec = TASKS[self.variants[variant].options["glue"]]
         opts = options(DEFAULTS, self.variants[variant].options, ctx.extra)
-        train, val, test, offline = self._splits(spec, opts)
+        hf_cache = Path(ctx.cache_dir) / "hf_datasets" if ctx.cache_dir else None
+        train, val, test, offline = self._splits(spec, opts, hf_cache)
         test = capped(test, opts["max_examples"], int(opts["data_seed"]))
         n_labels = 1 if spec.regression else len(train.label_names)
         config = train_config(opts, num_labels=n_labels, seed=ctx.seed, handle=handle, extra=ctx.extra)

@@ -116,6 +116,27 @@ def test_reader_hf_schema_jsonl(tmp_path):
     assert d.label_names[13] == "nurse" and d.label_names[24] == "software_engineer"
 
 
+LABHC_CARD_PROFESSIONS = (
+    "accountant architect attorney chiropractor comedian composer dentist dietitian dj filmmaker interior_designer "
+    "journalist model nurse painter paralegal pastor personal_trainer photographer physician poet professor "
+    "psychologist rapper software_engineer surgeon teacher yoga_teacher").split()
+"""Profession ids 0..27 as the LabHC/bias_in_bios dataset card lists them; its gender codes are male 0, female 1."""
+
+
+def test_labhc_codes_match_the_dataset_card(tmp_path):
+    """Every profession id and both gender codes, read from a parquet file in the hub's schema (int64 columns)."""
+    import pandas as pd
+
+    assert bios_data.PROFESSIONS == tuple(LABHC_CARD_PROFESSIONS) and bios_data.HF_GENDER == {0: "male", 1: "female"}
+    f = tmp_path / "test.parquet"
+    pd.DataFrame({"hard_text": [f"bio {i}" for i in range(56)], "profession": [i % 28 for i in range(56)],
+                  "gender": [i // 28 for i in range(56)]}).astype({"profession": "int64", "gender": "int64"}
+                                                                 ).to_parquet(f)
+    d = bios_data.read_bios(f)
+    assert [d.label_names[y] for y in d.labels] == LABHC_CARD_PROFESSIONS * 2
+    assert d.groups == ("male",) * 28 + ("female",) * 28
+
+
 def test_reader_original_pickle(tmp_path):
     f = tmp_path / "BIOS.pkl"
     with open(f, "wb") as fh:
