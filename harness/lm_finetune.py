@@ -35,9 +35,10 @@ from harness.specs import Method
 
 LM_TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""
-AUTO_STEPS = {"mlm": 200, "clm": 8}
-"""Default optimiser steps per family when ``steps=0`` (auto): a few minutes on 2 CPU cores for zoo:splade-tiny and
-zoo:smollm2-135m (135M parameters: each step costs about as much as 300 splade-tiny steps)."""
+AUTO_STEPS = {"mlm": 200, "clm": 4}
+"""Default optimiser steps per family when ``steps=0`` (auto): CPU budgets, about 15-25 s per fine-tuning run of
+zoo:splade-tiny or zoo:smollm2-135m on 2 idle cores (a 135M-parameter step of 32 sentences takes ~5 s there),
+so that the lm_methods matrix fits an hour (BENCHMARKS.md). Raise ``steps`` on real hardware."""
 AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
 
 

@@ -50,24 +50,31 @@ class MethodSpec:
 class TaskSpec:
     """``task`` or ``task:variant``; without a variant a matrix takes every variant the model supports.
 
-    The mapping form ``{task: crows_pairs:causal_sum, extra: {eval_sample: 500}}`` adds options for this task's cells
-    only (merged over the matrix's ``options.extra``; part of their cell keys), e.g. an evaluation sample size that
-    suits a slow task without shrinking the others.
+    The mapping form ``{task: crows_pairs:causal_sum, extra: {eval_sample: 500}, models: [zoo:smollm2-135m]}`` adds
+    options for this entry's cells only (merged over the matrix's ``options.extra``; part of their cell keys) and,
+    with ``models``, restricts the entry to those model ids: an evaluation size that suits a slow model without
+    shrinking the others.
     """
 
     name: str
     variant: str | None = None
     extra: tuple[tuple[str, Any], ...] = ()
+    models: tuple[str, ...] = ()
+    """Model ids this entry applies to (empty: every model of the matrix)."""
 
     @classmethod
     def parse(cls, value) -> "TaskSpec":
         extra: dict[str, Any] = {}
+        models: list[str] = []
         if isinstance(value, dict):
-            if "task" not in value or set(value) - {"task", "extra"}:
-                raise BiasboardError(f"task entry {value!r}: expected {{task: 'task[:variant]', extra: {{...}}}}")
-            extra = value.get("extra") or {}
+            if "task" not in value or set(value) - {"task", "extra", "models"}:
+                raise BiasboardError(f"task entry {value!r}: expected {{task: 'task[:variant]', extra: {{...}}, "
+                                     "models: [...]}")
+            extra, models = value.get("extra") or {}, value.get("models") or []
             if not isinstance(extra, dict):
                 raise BiasboardError(f"task {value['task']!r}: extra must be a mapping")
+            if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+                raise BiasboardError(f"task {value['task']!r}: models must be a list of model ids")
             value = value["task"]
         if not isinstance(value, str) or not value:
             raise BiasboardError(f"task entry {value!r}: expected 'task' or 'task:variant'")
@@ -75,7 +82,7 @@ class TaskSpec:
         task = TASKS.get(name)
         if variant and variant not in task.variants:
             raise BiasboardError(f"task {name!r} has no variant {variant!r}; variants: {', '.join(task.variants)}")
-        return cls(name, variant or None, tuple(sorted(extra.items())))
+        return cls(name, variant or None, tuple(sorted(extra.items())), tuple(models))
 
 
 @dataclass(frozen=True)
@@ -142,11 +149,16 @@ class Matrix:
         seeds = data.get("seeds", [0])
         if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
             raise DataError("must be a list of integers", path=source, field="seeds")
+        models, tasks = parse_list("models", ModelSpec.parse), parse_list("tasks", TaskSpec.parse)
+        for i, tspec in enumerate(tasks):
+            unknown = sorted(set(tspec.models) - {m.id for m in models})
+            if unknown:
+                raise DataError(f"task entry {tspec.name!r} names models {unknown} that the matrix does not list",
+                                path=source, row=i + 1, field="tasks")
         return cls(name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
-                   models=parse_list("models", ModelSpec.parse),
+                   models=models,
                    methods=parse_list("methods", MethodSpec.parse) if data.get("methods") else (MethodSpec("none"),),
-                   tasks=parse_list("tasks", TaskSpec.parse), seeds=tuple(seeds), options=dict(data.get("options") or {}),
-                   exclude=tuple(exclude))
+                   tasks=tasks, seeds=tuple(seeds), options=dict(data.get("options") or {}), exclude=tuple(exclude))
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,8 @@ def plan(matrix: Matrix) -> tuple[list[Cell], list[Skipped]]:
             method_cls = METHODS.get(mspec.name)
             params = tuple(sorted(method_cls().resolve_params(dict(mspec.params)).items()))
             for tspec in matrix.tasks:
+                if tspec.models and model.spec.id not in tspec.models:
+                    continue
                 task_cls = TASKS.get(tspec.name)
                 variants = [tspec.variant] if tspec.variant else list(task_cls.variants)
                 for variant in variants:

@@ -9,8 +9,8 @@ from harness.registry import METHODS
 MATRICES = Path(__file__).resolve().parents[1] / "leaderboard" / "matrices"
 
 
-def test_lm_methods_matrix_plans_the_full_grid():
-    cells, skipped = plan(Matrix.load(MATRICES / "lm_methods.yaml"))
+def test_full_matrix_plans_the_full_grid():
+    cells, skipped = plan(Matrix.load(MATRICES / "lm_methods_full.yaml"))
     # splade-tiny (mlm): seat, stereoset, crows pll, glue = 4 tasks; smollm2 (clm): seat, stereoset, crows causal,
     # glue = 4 tasks; 11 method configurations, 3 seeds: 2 * 4 * 11 * 3 = 264
     assert len(cells) == 264
@@ -21,6 +21,18 @@ def test_lm_methods_matrix_plans_the_full_grid():
         METHODS.get(c.method.name)().resolve_params(dict(c.params))
 
 
-def test_fit_matrix_is_a_subset():
-    cells, _ = plan(Matrix.load(MATRICES / "lm_methods_fit.yaml"))
-    assert len(cells) == 11 * 3 and {c.model.spec.id for c in cells} == {"zoo:splade-tiny"}
+def test_hour_matrix_sizes_the_slow_model_down():
+    """lm_methods.yaml: every method x seed on both models, none once (it has no randomness), splade-tiny on full
+    data with GLUE, smollm2 on SEAT gender tests and fixed samples of StereoSet / CrowS-Pairs."""
+    cells, skipped = plan(Matrix.load(MATRICES / "lm_methods.yaml"))
+    assert not skipped
+    by_model = {m: [c for c in cells if c.model.spec.id == m] for m in ("zoo:splade-tiny", "zoo:smollm2-135m")}
+    variants = 11 * 3 - 2
+    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == variants * 3
+    assert {c.seed for c in cells if c.method.name == "none"} == {0}
+    assert all(not dict(c.extra).get("eval_sample") for c in by_model["zoo:splade-tiny"] if c.task != "seat")
+    small = {c.task: dict(c.extra) for c in by_model["zoo:smollm2-135m"]}
+    assert small["stereoset"]["eval_sample"] == small["crows_pairs"]["eval_sample"] == 150
+    assert len(small["seat"]["tests"]) == 6 and "glue" not in small
+    for c in cells:
+        METHODS.get(c.method.name)().resolve_params(dict(c.params))

@@ -185,6 +185,19 @@ def test_task_entry_extra_reaches_only_its_cells_and_their_keys():
     assert make_context(plain[0], extra={"a": 1}).extra == {"a": 1}
 
 
+def test_task_entry_can_be_restricted_to_some_models():
+    from harness.errors import DataError
+    from harness.matrix import Matrix, plan
+
+    tasks = [{"task": "weat", "models": ["zoo:glove-6b-50d"]}, {"task": "crows_pairs:ll_modified",
+                                                               "models": ["zoo:splade-tiny"]}]
+    cells, _ = plan(Matrix.from_dict({"models": ["zoo:glove-6b-50d", "zoo:splade-tiny"], "tasks": tasks}))
+    assert {(c.model.spec.id, c.task) for c in cells} == {("zoo:glove-6b-50d", "weat"),
+                                                          ("zoo:splade-tiny", "crows_pairs")}
+    with pytest.raises(DataError, match="row 1.*zoo:nope"):
+        Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": [{"task": "weat", "models": ["zoo:nope"]}]})
+
+
 def test_bad_task_entry_names_the_row():
     from harness.errors import DataError
     from harness.matrix import Matrix
