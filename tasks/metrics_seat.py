@@ -20,6 +20,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from scipy.special import gammaln
 
 TIE_RTOL = 1e-10
 
@@ -111,10 +112,11 @@ def _random_subsets(s: np.ndarray, count: int, rng: np.random.Generator, *, max_
 
 
 def _split_size_probabilities(n: int) -> np.ndarray:
-    """P(|X' n X| = k), k = 0..n, for a uniformly random n-subset X' of the 2n items: C(n,k)^2 / C(2n,n)."""
+    """P(|X' n X| = k), k = 0..n, for a uniformly random n-subset X' of the 2n items: hypergeometric,
+    C(n,k)^2 / C(2n,n)."""
     k = np.arange(n + 1)
-    log_comb = math.lgamma(n + 1) - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
-    p = np.exp(2 * log_comb - 2 * log_comb.max())
+    log_comb = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)  # log C(n, k), vectorised
+    p = np.exp(2 * (log_comb - log_comb.max()))
     return p / p.sum()
 
 

@@ -162,3 +162,10 @@ def test_wefe_lists_match_sent_bias(data_dir):
         sb = load_test(data_dir / "seat" / f"{name}.jsonl")
         for a, b in zip((sb.x, sb.y, sb.a, sb.b), (wefe[name].x, wefe[name].y, wefe[name].a, wefe[name].b)):
             assert [w.lower() for w in a] == [w.lower() for w in b]
+
+
+@pytest.mark.parametrize("n", [1, 4, 24, 350])
+def test_split_size_probabilities_are_hypergeometric(n):
+    """P(a random equal split keeps k items of X) = C(n,k)^2 / C(2n,n), exactly as counted."""
+    want = np.array([math.comb(n, k) ** 2 for k in range(n + 1)], dtype=float) / math.comb(2 * n, n)
+    np.testing.assert_allclose(ms._split_size_probabilities(n), want, rtol=1e-10, atol=1e-300)
