@@ -134,7 +134,7 @@ def test_topk_ae_objective_trains_its_autoencoder_and_uses_type_weights():
     assert info["rec"] < first  # the autoencoder learns to reconstruct
     probs, recon = obj.ae(h)
     per = ((h - recon) ** 2).mean(-1)
-    expected = float((per * weights[labels]).mean())
+    expected = float((per * weights[labels]).mean().detach())
     assert info["rec"] == pytest.approx(expected, rel=0.05)  # weighted by bias type (last step's weights)
     assert len(obj.buffer.items) == 64  # FIFO capped at ae_batch (60 calls x 16 states)
     with pytest.raises(ValueError):
