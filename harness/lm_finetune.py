@@ -308,6 +308,7 @@ class LMFinetuneMethod(Method):
 
     kind = "finetune"
     families = ("mlm", "clm")
+    extra_keys = (UPSTREAM_STEPS,)
 
     def objective(self, params: dict[str, Any], dim: int, corpus: LabelledCorpus) -> Objective:  # pragma: no cover
         raise NotImplementedError

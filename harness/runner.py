@@ -46,8 +46,8 @@ class HandleCache:
         if self.base_key != cell.model.weights_sha256 + cell.model.spec.id:
             self.base, self.applied, self.applied_key = load_handle(cell.model), None, ()
             self.base_key = cell.model.weights_sha256 + cell.model.spec.id
-        # a task entry may cap upstream fine-tuning (``upstream_steps``): cells that differ in it need their own model
-        key = (cell.method.name, cell.params, cell.seed, ctx.extra.get("upstream_steps"))
+        key = (cell.method.name, cell.params, cell.seed,
+               tuple(repr(ctx.extra.get(k)) for k in type(ctx.method).extra_keys))
         if self.applied_key != key:
             method = ctx.method
             if hasattr(method, "apply"):

@@ -180,6 +180,9 @@ class Method:
     kind: ClassVar[str]
     params: ClassVar[dict[str, Any]] = {}
     citation: ClassVar[str] = ""
+    extra_keys: ClassVar[tuple[str, ...]] = ()
+    """``ctx.extra`` keys ``apply`` reads: cells that differ in them get their own applied model (the runner reuses
+    one applied model across cells that agree on method, params, seed and these keys)."""
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Overlay given values on the defaults; unknown names are an error."""

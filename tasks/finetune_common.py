@@ -13,6 +13,7 @@ from harness.errors import BiasboardError
 from harness.specs import Metric
 from harness.training import TextDataset, TrainConfig
 from tasks.downstream_metrics import weighted_bootstrap_ci
+from tasks.sampling import seeded_indices
 
 TRAIN_KEYS = ("epochs", "lr", "batch_size", "max_length", "patience", "evals_per_epoch", "pooling", "weight_decay",
               "warmup_ratio", "dropout")
@@ -69,8 +70,7 @@ def capped(data: TextDataset, limit: int | None, seed: int) -> TextDataset:
     """At most ``limit`` examples (a seeded sample in original order), for smoke runs and CPU budgets."""
     if not limit or len(data) <= int(limit):
         return data
-    rng = np.random.default_rng(seed)
-    return data.select(np.sort(rng.choice(len(data), int(limit), replace=False)))
+    return data.select(seeded_indices(len(data), int(limit), seed))
 
 
 def accuracy_metric(correct: np.ndarray, *, n_bootstrap: int, seed: int, description: str = "") -> Metric:

@@ -16,6 +16,16 @@ from harness.errors import BiasboardError
 T = TypeVar("T")
 
 
+def seeded_indices(total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct indices of ``range(total)`` drawn with ``seed``, in increasing order (the shared sampler of
+    ``eval_sample`` and the downstream tasks' caps).
+
+    >>> seeded_indices(6, 3, 0).tolist()
+    [3, 4, 5]
+    """
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+
+
 def eval_sample(items: Sequence[T], extra: dict[str, Any], *, what: str) -> tuple[list[T], dict[str, Any], list[str]]:
     """(sampled items in their original order, result flags, result notes); all items when no sample is asked.
 
@@ -32,7 +42,7 @@ def eval_sample(items: Sequence[T], extra: dict[str, Any], *, what: str) -> tupl
     seed = int(extra.get("eval_sample_seed", 0))
     if n >= len(items):
         return list(items), {}, []
-    keep = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
+    keep = seeded_indices(len(items), n, seed)
     flags = {"eval_sample": f"{n} of {len(items)} {what}"}
     notes = [f"evaluated on a seeded random sample of {n:,} of the {len(items):,} {what} (eval_sample_seed {seed}, "
              "the same for every cell)"]

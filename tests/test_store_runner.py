@@ -204,3 +204,26 @@ def test_bad_task_entry_names_the_row():
 
     with pytest.raises(DataError, match=r"row 2.*tasks.*extra must be a mapping|tasks.*row 2"):
         Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": ["weat", {"task": "weat", "extra": [1]}]})
+
+
+def test_handle_cache_reapplies_only_when_extras_the_method_reads_differ():
+    """One applied model serves cells that agree on method, params, seed and the method's ``extra_keys``."""
+    from harness.matrix import Matrix, plan
+    from harness.runner import HandleCache, make_context
+
+    class Counting:
+        extra_keys = ("upstream_steps",)
+        calls = 0
+
+        def apply(self, handle, ctx):
+            Counting.calls += 1
+            return handle
+
+    cell = plan(Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": ["weat"]}))[0][0]
+    cache = HandleCache()
+    for extra in ({"upstream_steps": 2, "eval_sample": 5}, {"upstream_steps": 2, "eval_sample": 9},
+                  {"upstream_steps": 3}, {"upstream_steps": 3, "tests": ["weat1"]}):
+        ctx = make_context(cell, extra=extra)
+        ctx.method = Counting()
+        cache.handle_for(cell, ctx)
+    assert Counting.calls == 2

@@ -117,7 +117,7 @@ def pseudo_log_likelihoods(handle, token_ids: Sequence[Sequence[int]], positions
 
 def _no_cache(model) -> dict:
     """``use_cache=False`` for models that keep a key/value cache: scoring never generates, and filling the
-    cache costs about 4% of a causal LM's forward (SmolLM2-135M, measured in docs/benchmarks-scaleout.md)."""
+    cache costs about 4% of a causal LM's forward (SmolLM2-135M, measured in BENCHMARKS.md)."""
     return {"use_cache": False} if getattr(getattr(model, "config", None), "use_cache", None) is not None else {}
 
 

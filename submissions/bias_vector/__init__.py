@@ -22,7 +22,7 @@ import torch
 
 from harness.corpora import stereoset_stereotypes
 from harness.digest import json_sha256
-from harness.lm_finetune import LM_TRAINER_VERSION, label, train_config, train_lm
+from harness.lm_finetune import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
 from harness.paths import cache_dir as default_cache_dir
 from harness.registry import register_method
 from harness.robust_losses import ErmObjective
@@ -68,6 +68,7 @@ class BiasVector(Method):
     families = ("mlm", "clm")
     kind = "finetune"
     params = {"lambda": 1.0, "bias_type": "all", "steps": 0, "batch_size": 32, "lr": 1e-4, "max_length": 0}
+    extra_keys = (UPSTREAM_STEPS,)
     citation = ("Shirafuji, Takenaka, Taguchi. Bias Vector: Mitigating Biases in Language Models with Task "
                 "Arithmetic Approach. arXiv 2412.11679 (2024).")
 

@@ -2,7 +2,7 @@
 
 Run: ``pytest tests/benchmarks/bench_scaleout.py -o python_files='bench_*.py' --benchmark-enable -s`` (add ``-k local`` or ``-k ray``).
 Throughput figures (examples/s, tokens/s) land in each benchmark's ``extra_info`` (``--benchmark-json=FILE``).
-Figures and machine conditions in docs/benchmarks-scaleout.md.
+Figures and machine conditions in BENCHMARKS.md.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """SEAT speed: the vectorised permutation test against the one-shuffle-per-sample loop, and all 23 SEAT tests on
 zoo:minilm-l6 end to end.
 
-Run: ``pytest tests/benchmarks/bench_seat.py --benchmark-enable`` (not collected by the default test run).
-Figures: docs/benchmarks-seat-stereoset.md.
+Run: ``pytest tests/benchmarks/bench_seat.py -o python_files='bench_*.py' --benchmark-enable`` (not collected by the
+default test run).
+Figures: BENCHMARKS.md.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """StereoSet speed: intrasentence on zoo:smollm2-135m (examples/s, 3 candidate sentences per example) and on
 zoo:splade-tiny (the full dev split).
 
-Run: ``pytest tests/benchmarks/bench_stereoset.py --benchmark-enable``. Figures: docs/benchmarks-seat-stereoset.md.
+Run: ``pytest tests/benchmarks/bench_stereoset.py --benchmark-enable``. Figures: BENCHMARKS.md.
 """
 from __future__ import annotations
 
