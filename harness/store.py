@@ -35,13 +35,25 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 120000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._switch_to_wal()
         self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._write():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
             self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+
+    def _switch_to_wal(self, attempts: int = 50) -> None:
+        """SQLite answers "database is locked" at once, without the busy handler, when two processes switch a new
+        file to WAL together; wait and retry (seen with two concurrent runs starting on one fresh store)."""
+        for attempt in range(attempts):
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
 
     def _write(self):
         store = self
