@@ -13,13 +13,18 @@ Definitions follow W4ngatang/sent-bias ``weat.py`` (also vendored by McGill-NLP/
 The sampled test draws, for every sample, how many items of X the split keeps (k, hypergeometric), then a uniform
 k-subset of X and one of Y: Bernoulli(1/2) subsets (8 items per random byte, summed through per-byte lookup tables)
 bucketed by size. The split is uniform, exactly as a shuffle would give, without a Python loop or a sort per sample.
+Sums are taken in integer multiples of a unit ~1e-16 of ``sum|s|`` (exact and order-free, and the subset size rides
+in the low bits), and X and Y are drawn on two threads from their own random streams (same p on one thread).
 """
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.special import gammaln
 
 TIE_RTOL = 1e-10
@@ -77,38 +82,56 @@ def _subset_sums(s: np.ndarray, k: int) -> np.ndarray:
     return levels[k]
 
 
-def _byte_tables(s: np.ndarray) -> tuple[np.ndarray, int]:
-    """Per-byte lookup table ``table[j, b]`` = sum of s over the items of byte j whose bit is set in b, and the
-    bit mask of the last (possibly partial) byte."""
-    m = len(s)
+def _quantized(s: np.ndarray, n: int) -> tuple[np.ndarray, float, int]:
+    """``s`` as integer multiples of a unit, the unit, and the bits kept for subset sizes (sizes up to ``n``).
+
+    Integer sums are exact and independent of summation order, and a subset's size can ride in the low bits of its
+    sum (one table lookup per byte gives both). The unit leaves room for any subset sum of ``s`` shifted by the
+    size bits within int64; rounding moves a sum by at most ``n`` units, below 1e-12 of ``sum|s|`` for n < 1000.
+    """
+    size_bits = max(n, 1).bit_length()
+    total = float(np.abs(s).sum())
+    unit = total * 2.0 ** (size_bits - 61) if total > 0 else 1.0
+    return np.rint(s / unit).astype(np.int64), unit, size_bits
+
+
+def _byte_tables(q: np.ndarray, size_bits: int) -> np.ndarray:
+    """Per-byte lookup table ``table[j, b]`` = (sum of q over the items of byte j whose bit is set in b) shifted
+    left by ``size_bits``, plus how many such items there are. Bits past the last item select nothing."""
+    m = len(q)
     n_bytes = (m + 7) // 8
-    padded = np.zeros(n_bytes * 8)
-    padded[:m] = s
-    bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.float64)
-    table = (bits @ padded.reshape(n_bytes, 8).T).T.copy()
-    last_mask = (1 << (m - 8 * (n_bytes - 1))) - 1
-    return table, last_mask
+    padded = np.zeros(n_bytes * 8, dtype=np.int64)
+    padded[:m] = q
+    valid = np.zeros(n_bytes * 8, dtype=np.int64)
+    valid[:m] = 1
+    bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.int64)
+    sums = bits @ padded.reshape(n_bytes, 8).T
+    sizes = bits @ valid.reshape(n_bytes, 8).T
+    return ((sums << size_bits) + sizes).T.copy()
 
 
-def _random_subsets(s: np.ndarray, count: int, rng: np.random.Generator, *, max_bytes: int = 1 << 24
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(sum of s over the subset, subset size) for ``count`` Bernoulli(1/2) subsets of the items of ``s``."""
-    table, last_mask = _byte_tables(s)
-    n_bytes = table.shape[0]
-    # small unsigned sizes let the bucketing use numpy's radix sort (about 7x faster than sorting int64)
-    sizes = np.zeros(count, dtype=np.uint16 if len(s) < 1 << 16 else np.int64)
-    sums = np.zeros(count)
-    step = max(1, max_bytes // n_bytes)
+def _random_subsets(q: np.ndarray, size_bits: int, count: int, bit_generator: np.random.BitGenerator, *,
+                    max_bytes: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of q over the subset, subset size) for ``count`` Bernoulli(1/2) subsets of the items of ``q``."""
+    # Arrow's take reads uint8 indices as they are, where numpy's first copies them to int64: 17% less CPU per
+    # p-value at n = 350 (measured; BENCHMARKS.md)
+    tables = [pa.array(row) for row in _byte_tables(q, size_bits)]
+    n_bytes = len(tables)
+    packed = np.zeros(count, dtype=np.int64)
+    step = max(1, min(count, max_bytes // n_bytes))
     for lo in range(0, count, step):
         c = min(step, count - lo)
-        # raw 64-bit generator output as bytes: uniform, and several times faster than integers(0, 256)
-        words = rng.bit_generator.random_raw(-(-n_bytes * c // 8))
+        # raw generator output as bytes: uniform, and several times faster than integers(0, 256)
+        words = bit_generator.random_raw(-(-n_bytes * c // 8))
         bits = words.view(np.uint8)[:n_bytes * c].reshape(n_bytes, c)  # byte j of every subset is contiguous
-        bits[-1] &= np.uint8(last_mask)
-        for j in range(n_bytes):
-            sums[lo:lo + c] += table[j].take(bits[j])
-            sizes[lo:lo + c] += np.bitwise_count(bits[j])
-    return sums, sizes
+        acc = packed[lo:lo + c]
+        for table, byte in zip(tables, bits):
+            acc += pc.take(table, pa.array(byte), boundscheck=False).to_numpy()  # indices < 256 by construction
+    # small unsigned sizes let the bucketing use numpy's radix sort (about 7x faster than sorting int64)
+    sizes = packed.astype(np.uint16 if size_bits <= 16 else np.int64)  # keeps the low bits
+    sizes &= (1 << size_bits) - 1
+    packed >>= size_bits  # in place: fresh arrays of this size cost page faults
+    return packed, sizes
 
 
 def _split_size_probabilities(n: int) -> np.ndarray:
@@ -120,17 +143,18 @@ def _split_size_probabilities(n: int) -> np.ndarray:
     return p / p.sum()
 
 
-def _bucketed(s: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sums of ``need[k]`` independent uniformly random k-subsets of the items of ``s``, for every k (in k order).
+def _bucketed(q: np.ndarray, size_bits: int, need: np.ndarray, seed: np.random.SeedSequence) -> np.ndarray:
+    """Sums of ``need[k]`` independent uniformly random k-subsets of the items of ``q``, for every k (in k order).
 
     Bernoulli(1/2) subsets are uniform within each size; they are drawn in pools (1.5x the total need, which covers
     every size the split distribution asks for, since it is more concentrated than the binomial by at most
     sqrt(2)) until every size has enough, and the first ``need[k]`` of each size are kept.
     """
+    bit_generator = np.random.SFC64(seed)  # a fast generator, its own stream per half
     pool_sums, pool_sizes = [], []
     have = np.zeros(len(need), dtype=np.int64)
     while (have < need).any():
-        sums, sizes = _random_subsets(s, int(1.5 * need.sum()) + 64, rng)
+        sums, sizes = _random_subsets(q, size_bits, int(1.5 * need.sum()) + 64, bit_generator)
         pool_sums.append(sums)
         pool_sizes.append(sizes)
         have += np.bincount(sizes, minlength=len(need))
@@ -142,23 +166,33 @@ def _bucketed(s: np.ndarray, need: np.ndarray, rng: np.random.Generator) -> np.n
     return sums[order[take]]
 
 
-def _sampled_sums(s: np.ndarray, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``sum_{X'} s`` for ``draws`` independent uniformly random n-subsets X' of the 2n items.
+def _sampled_sums(q: np.ndarray, n: int, size_bits: int, draws: int, seed: int, *, threads: int = 2) -> np.ndarray:
+    """``sum_{X'} q`` for ``draws`` independent uniformly random n-subsets X' of the 2n (integer) items.
 
     A uniform split keeps k = |X' n X| items of X and n - k of Y, with P(k) = C(n,k)^2 / C(2n,n), a uniform k-subset
     of X and a uniform (n-k)-subset of Y, i.e. Y minus a uniform k-subset of Y. So: draw every sample's k, then
     uniform k-subsets of X and of Y independently, and sum(X') = sum(B_X) + sum(Y) - sum(B_Y). Exact, with no
-    sort, shuffle or per-sample loop.
+    sort, shuffle or per-sample loop. The two halves use their own random streams, so they can run on two threads
+    (numpy releases the GIL in the loops that matter) and give the same sums with any ``threads``.
     """
-    need = rng.multinomial(draws, _split_size_probabilities(n))
-    return _bucketed(s[:n], need, rng) + s[n:].sum() - _bucketed(s[n:], need, rng)
+    need_seed, x_seed, y_seed = np.random.SeedSequence(seed).spawn(3)
+    need = np.random.default_rng(need_seed).multinomial(draws, _split_size_probabilities(n))
+    jobs = [(q[:n], size_bits, need, x_seed), (q[n:], size_bits, need, y_seed)]
+    if threads > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            from_x, from_y = pool.map(lambda job: _bucketed(*job), jobs)
+    else:
+        from_x, from_y = (_bucketed(*job) for job in jobs)
+    return from_x + q[n:].sum() - from_y
 
 
-def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, seed: int = 0) -> tuple[float, bool]:
+def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, seed: int = 0,
+                        threads: int | None = None) -> tuple[float, bool]:
     """One-sided WEAT permutation p-value; returns ``(p, exact)``. ``s``: associations of X then Y (equal sizes).
 
     Exact over all C(2n, n) splits when that is at most ``n_samples``, else ``n_samples - 1`` seeded draws
-    biased by one extreme split (the original's choice: a sampled p-value is never 0).
+    biased by one extreme split (the original's choice: a sampled p-value is never 0). ``threads`` (default: 2 from
+    n = 128 on, where it pays) changes only the speed.
 
     >>> permutation_p_value(np.array([3., 1., 0., 0.]), n_x=2)  # 6 splits; sums 4,3,3,1,1,0: only {3,1} >= 4
     (0.16666666666666666, True)
@@ -171,8 +205,11 @@ def permutation_p_value(s: np.ndarray, n_x: int, *, n_samples: int = 100_000, se
     if math.comb(2 * n_x, n_x) <= n_samples:
         sums = _subset_sums(s, n_x)
         return float(np.count_nonzero(sums >= observed - tol) / len(sums)), True
-    rng = np.random.default_rng(seed)
-    hits = int(np.count_nonzero(_sampled_sums(s, n_x, n_samples - 1, rng) >= observed - tol))
+    q, unit, size_bits = _quantized(s, n_x)
+    tol_units = math.ceil(tol / unit) + 2 * n_x  # plus the rounding of both sums
+    threads = threads or (2 if n_x >= 128 else 1)
+    sums = _sampled_sums(q, n_x, size_bits, n_samples - 1, seed, threads=threads)
+    hits = int(np.count_nonzero(sums >= q[:n_x].sum() - tol_units))
     return (1 + hits) / n_samples, False
 
 

@@ -53,9 +53,9 @@ def test_ties_count_as_extreme():
 def test_sampled_splits_are_uniform(m):
     # distinct powers of two identify each subset by its sum: all C(m, m/2) subsets equally likely (chi-square)
     n = m // 2
-    s = 2.0 ** np.arange(m)
+    s = 2 ** np.arange(m, dtype=np.int64)
     draws = 60_000 if m <= 10 else 20_000
-    sums = ms._sampled_sums(s, n, draws, np.random.default_rng(1))
+    sums = ms._sampled_sums(s, n, n.bit_length(), draws, seed=1)
     assert len(sums) == draws
     bits = np.array([bin(int(v)).count("1") for v in sums[:2000]])
     assert (bits == n).all()
@@ -85,6 +85,28 @@ def test_sampled_p_agrees_with_exact_and_loop():
     assert abs(loop_p_value(s, 9, 20_000, seed=5) - exact) < 4 * se
     # seeded: same seed, same p
     assert ms.permutation_p_value(s, 9, n_samples=20_000, seed=5)[0] == sampled
+
+
+def test_sampled_p_is_the_same_on_one_or_two_threads():
+    """The halves have their own random streams: threading changes the speed, never the p-value."""
+    s = np.random.default_rng(4).normal(size=2 * 90)
+    s[:90] += 0.1
+    assert ms.permutation_p_value(s, 90, n_samples=30_000, seed=2, threads=1) == \
+        ms.permutation_p_value(s, 90, n_samples=30_000, seed=2, threads=2)
+
+
+def test_integer_sums_keep_the_tie_rule():
+    """Sampled sums are integer multiples of a tiny unit. With only the values 0.1 and 0.7 (not exact in binary),
+    a split ties the observed sum exactly when it keeps as many 0.7s; those splits (18% here) must all count as
+    extreme, so p matches the exact hypergeometric tail P(#0.7 in X' >= 20)."""
+    half = np.repeat([0.1, 0.7], 20)
+    s = np.concatenate((np.random.default_rng(5).permutation(half), half))
+    q, unit, _ = ms._quantized(s, 40)
+    assert np.abs(q * unit - s).max() <= unit < 1e-15 * np.abs(s).sum()
+    p, exact = ms.permutation_p_value(s, 40, n_samples=20_000, seed=3)
+    want = stats.hypergeom(80, 40, 40).sf(19)
+    assert not exact and stats.hypergeom(80, 40, 40).pmf(20) > 0.15
+    assert abs(p - want) < 4 * math.sqrt(want * (1 - want) / 20_000)
 
 
 def test_unequal_sizes_rejected():

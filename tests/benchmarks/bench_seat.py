@@ -50,13 +50,14 @@ def case(request):
     return request.param, *CASES[request.param]()
 
 
-def test_permutation_vectorised(benchmark, case):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_permutation_vectorised(benchmark, case, threads):
     name, s, n = case
-    p, exact = benchmark(ms.permutation_p_value, s, n, n_samples=N_SAMPLES, seed=0)
+    p, exact = benchmark(ms.permutation_p_value, s, n, n_samples=N_SAMPLES, seed=0, threads=threads)
     assert not exact
     ref = loop_p_value(s, n, N_SAMPLES, seed=1)
     assert abs(p - ref) < 4 * math.sqrt(max(ref * (1 - ref), 1 / N_SAMPLES) * 2 / N_SAMPLES) + 1e-4
-    benchmark.extra_info.update(case=name, p=p, loop_p=ref)
+    benchmark.extra_info.update(case=name, threads=threads, p=p, loop_p=ref)
 
 
 def test_permutation_loop(benchmark, case):
