@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable
@@ -33,29 +33,102 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class ReadRecordingDict(dict):
+    """``ctx.extra`` as ``apply`` sees it: remembers the keys it was asked for, or that it looked at all of them
+    (iteration, copies, comparison), so an applied model is reused only by cells that agree on what it read."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.read: set[str] | None = set()
+        """Keys read so far; None once everything was seen."""
+
+    def _note(self, key: Any) -> None:
+        if self.read is not None:
+            self.read.add(key)
+
+    def _all(self) -> None:
+        self.read = None
+
+    def __getitem__(self, key):
+        self._note(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._note(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self._note(key)
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def copy(self):
+        self._all()
+        return dict(super().items())
+
+    def __eq__(self, other):
+        self._all()
+        return super().__eq__(other)
+
+    __hash__ = None  # as dict's
+
+    def __repr__(self):
+        self._all()
+        return super().__repr__()
+
+
+def _extra_view(extra: dict[str, Any], keys: frozenset[str] | None) -> tuple:
+    """The part of ``extra`` an applied model depends on (all of it when ``keys`` is None), comparable by value."""
+    chosen = sorted(extra if keys is None else keys, key=repr)
+    return tuple((k, repr(extra.get(k))) for k in chosen)
+
+
 @dataclass
 class HandleCache:
-    """Keeps the last base model and the last method-applied model, so groups of cells reuse them."""
+    """Keeps the last base model and the last method-applied model, so groups of cells reuse them.
+
+    An applied model is reused by a cell with the same method, params and seed whose ``ctx.extra`` agrees on the
+    keys ``apply`` read the first time (recorded, plus the method's declared ``extra_keys``): a submission that
+    reads an option there cannot be handed a model built for another value of it."""
 
     base_key: str = ""
     base: ModelHandle | None = None
     applied_key: tuple = ()
+    applied_reads: frozenset[str] | None = frozenset()
     applied: ModelHandle | None = None
 
     def handle_for(self, cell: Cell, ctx: RunContext) -> ModelHandle:
         if self.base_key != cell.model.weights_sha256 + cell.model.spec.id:
             self.base, self.applied, self.applied_key = load_handle(cell.model), None, ()
             self.base_key = cell.model.weights_sha256 + cell.model.spec.id
-        key = (cell.method.name, cell.params, cell.seed,
-               tuple(repr(ctx.extra.get(k)) for k in type(ctx.method).extra_keys))
-        if self.applied_key != key:
+        key = (cell.method.name, cell.params, cell.seed)
+        if self.applied_key != key + _extra_view(ctx.extra, self.applied_reads):
             method = ctx.method
+            reads: frozenset[str] | None = frozenset()
             if hasattr(method, "apply"):
                 seed_everything(cell.seed)
-                self.applied = method.apply(self.base, ctx)
+                recording = ReadRecordingDict(ctx.extra)
+                self.applied = method.apply(self.base, replace(ctx, extra=recording))
+                reads = None if recording.read is None else frozenset(recording.read | set(getattr(method, "extra_keys", ())))
             else:
                 self.applied = self.base
-            self.applied_key = key
+            self.applied_reads = reads
+            self.applied_key = key + _extra_view(ctx.extra, reads)
         return self.applied
 
 

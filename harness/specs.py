@@ -181,8 +181,8 @@ class Method:
     params: ClassVar[dict[str, Any]] = {}
     citation: ClassVar[str] = ""
     extra_keys: ClassVar[tuple[str, ...]] = ()
-    """``ctx.extra`` keys ``apply`` reads: cells that differ in them get their own applied model (the runner reuses
-    one applied model across cells that agree on method, params, seed and these keys)."""
+    """``ctx.extra`` keys ``apply`` reads: cells that differ in them get their own applied model. The runner also
+    records the keys ``apply`` actually reads, so this declares and documents rather than guards."""
 
     def resolve_params(self, given: dict[str, Any] | None) -> dict[str, Any]:
         """Overlay given values on the defaults; unknown names are an error."""

@@ -227,3 +227,32 @@ def test_handle_cache_reapplies_only_when_extras_the_method_reads_differ():
         ctx.method = Counting()
         cache.handle_for(cell, ctx)
     assert Counting.calls == 2
+
+
+@pytest.mark.parametrize("reader, same, different", [
+    (lambda extra: extra.get("alpha"), {"alpha": 1, "other": 2}, {"alpha": 2}),
+    (lambda extra: "alpha" in extra and extra["alpha"], {"alpha": 1, "other": 2}, {"other": 2}),
+    (lambda extra: dict(extra), {"alpha": 1}, {"alpha": 1, "other": 2}),
+    (lambda extra: {**extra}, {"alpha": 1}, {"alpha": 1, "other": 3}),
+])
+def test_handle_cache_reapplies_when_an_undeclared_extra_that_apply_read_differs(reader, same, different):
+    """A submission's ``apply`` reading ``ctx.extra`` without declaring ``extra_keys`` still never gets a model
+    applied for another value of what it read; options it did not read still share the applied model."""
+    from harness.matrix import Matrix, plan
+    from harness.runner import HandleCache, make_context
+
+    class Reading:
+        calls = 0
+
+        def apply(self, handle, ctx):
+            Reading.calls += 1
+            reader(ctx.extra)
+            return handle
+
+    cell = plan(Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": ["weat"]}))[0][0]
+    cache = HandleCache()
+    for extra in ({"alpha": 1}, same, different):
+        ctx = make_context(cell, extra=extra)
+        ctx.method = Reading()
+        cache.handle_for(cell, ctx)
+    assert Reading.calls == 2  # the first extra, then ``different``; ``same`` agrees on everything apply read
