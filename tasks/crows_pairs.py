@@ -27,7 +27,6 @@ import numpy as np
 from harness.data import DataSource, declare, find
 from harness.errors import DataError
 from harness.models import scoring
-from harness.models.shared_prefix import grouped_sequence_logprobs
 from harness.registry import register_task
 from harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from harness.stats import mean_ci
@@ -167,9 +166,7 @@ def _score_causal(handle, pairs: list[Pair], ctx: RunContext) -> tuple[np.ndarra
     prefix = prefix_token_id(handle.tokenizer)
     texts = [s for p in pairs for s in (p.sent_more, p.sent_less)]
     ids = [[prefix] + t for t in scoring.tokenize(handle, texts, add_special_tokens=False)]
-    # the two sentences of a pair share their start: its forward pass runs once for both
-    lps = grouped_sequence_logprobs(handle, ids, [i // 2 for i in range(len(ids))], batch_size=ctx.batch_size,
-                                    progress=ctx.progress)
+    lps = scoring.sequence_logprobs(handle, ids, batch_size=ctx.batch_size, progress=ctx.progress)
     scores = np.array([lp.sum() for lp in lps])
     return np.arange(len(pairs)), scores[0::2], scores[1::2]
 
