@@ -14,9 +14,6 @@
 - Causal, intersentence as in the original StereoSet script (``intersentence_nadeem``): mean log2-probability of
   the candidate alone divided by the mean log2-probability of the context tokens. This is what
   ``eval_generative_models.py`` computes; note it does not condition the candidate on the context.
-
-The three candidates of an example share a prefix (the context, or the words before the blank); causal scoring
-runs it once per example and reuses its key/value cache (``harness.models.shared_prefix``), same values.
 """
 from __future__ import annotations
 
@@ -26,7 +23,6 @@ import numpy as np
 
 from harness.errors import UnsupportedError
 from harness.models import scoring
-from harness.models.shared_prefix import grouped_sequence_logprobs
 from tasks.stereoset_data import LABELS, Cluster
 
 
@@ -132,33 +128,24 @@ def _geo_mean(logprobs: np.ndarray) -> float:
     return float(np.exp(np.mean(logprobs)))
 
 
-def causal_logprobs(handle, seqs: Sequence[Sequence[int]], *, groups: Sequence | None = None, batch_size: int = 32,
-                    progress: bool = False) -> list[np.ndarray]:
+def causal_logprobs(handle, seqs: Sequence[Sequence[int]], *, batch_size: int = 32, progress: bool = False
+                    ) -> list[np.ndarray]:
     """Per-token log-probabilities of each sequence the way the original StereoSet / bias-bench code gets them: the
     first token from the distribution after the start token alone, the others from a pass over the sequence
-    itself (without the start token in the context). Sequences with the same ``groups`` value (the candidates of
-    one example) share the forward pass of their common prefix."""
+    itself (without the start token in the context)."""
     start = start_token_id(handle.tokenizer)
     firsts = sorted({seq[0] for seq in seqs})
     first_lp = dict(zip(firsts, (lp[0] for lp in scoring.sequence_logprobs(
         handle, [[start, t] for t in firsts], batch_size=batch_size))))
-    if groups is None:
-        rest = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
-    else:
-        rest = grouped_sequence_logprobs(handle, seqs, groups, batch_size=batch_size, progress=progress)
+    rest = scoring.sequence_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return [np.concatenate(([first_lp[seq[0]]], lp)) for seq, lp in zip(seqs, rest)]
-
-
-def _by_cluster(n_seqs: int, offset: int = 0) -> list[int]:
-    """Group key of each sequence when every cluster contributes its three candidates in order."""
-    return [offset + i // len(LABELS) for i in range(n_seqs)]
 
 
 def clm_intrasentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
                       ) -> np.ndarray:
     """(n_clusters, 3) per-token geometric mean probability of each whole candidate sentence."""
     seqs = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
-    lps = causal_logprobs(handle, seqs, groups=_by_cluster(len(seqs)), batch_size=batch_size, progress=progress)
+    lps = causal_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return np.array([_geo_mean(lp) for lp in lps]).reshape(len(clusters), len(LABELS))
 
 
@@ -186,7 +173,7 @@ def clm_intersentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 
                       ) -> np.ndarray:
     """(n_clusters, 3) geometric mean probability of the candidate's tokens given the context."""
     seqs, cuts = _with_context(handle.tokenizer, clusters)
-    lps = causal_logprobs(handle, seqs, groups=_by_cluster(len(seqs)), batch_size=batch_size, progress=progress)
+    lps = causal_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return np.array([_geo_mean(lp[k:]) for lp, k in zip(lps, cuts)]).reshape(len(clusters), len(LABELS))
 
 
@@ -195,8 +182,7 @@ def clm_intersentence_nadeem(handle, clusters: Sequence[Cluster], *, batch_size:
     """(n_clusters, 3) the original script's score: mean log2 p(candidate alone) / mean log2 p(context tokens)."""
     seqs, cuts = _with_context(handle.tokenizer, clusters)
     alone = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
+    lps = causal_logprobs(handle, seqs + alone, batch_size=batch_size, progress=progress)
     n = len(seqs)
-    groups = _by_cluster(n) + _by_cluster(len(alone), offset=len(clusters))
-    lps = causal_logprobs(handle, seqs + alone, groups=groups, batch_size=batch_size, progress=progress)
     scores = [np.mean(lps[n + i]) / np.mean(lps[i][:k]) for i, k in enumerate(cuts)]
     return np.array(scores).reshape(len(clusters), len(LABELS))
