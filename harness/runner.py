@@ -124,7 +124,8 @@ class HandleCache:
                 seed_everything(cell.seed)
                 recording = ReadRecordingDict(ctx.extra)
                 self.applied = method.apply(self.base, replace(ctx, extra=recording))
-                reads = None if recording.read is None else frozenset(recording.read | set(getattr(method, "extra_keys", ())))
+                declared = set(getattr(method, "extra_keys", ()))
+                reads = None if recording.read is None else frozenset(recording.read | declared)
             else:
                 self.applied = self.base
             self.applied_reads = reads
