@@ -4,8 +4,8 @@ The public API is listed in ``__all__``; everything else is private to the packa
 """
 __version__ = "0.1.0"
 
-from harness.registry import METHODS, TASKS, RegistryError, register_method, register_task  # noqa: E402
-from harness.specs import Metric, RunContext, TaskResult, Variant  # noqa: E402
+from biasboard.harness.registry import METHODS, TASKS, RegistryError, register_method, register_task  # noqa: E402
+from biasboard.harness.specs import Metric, RunContext, TaskResult, Variant  # noqa: E402
 
 __all__ = [
     "__version__",

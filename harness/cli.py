@@ -10,24 +10,24 @@ import importlib
 import os
 import sys
 
-from harness.errors import BiasboardError
+from biasboard.harness.errors import BiasboardError
 
 COMMAND_MODULES = [
-    "harness.commands.run",
-    "harness.commands.eval",
-    "harness.commands.list",
-    "harness.commands.models",
-    "harness.commands.data",
-    "harness.commands.leaderboard",
-    "harness.commands.regress",
-    "harness.commands.baseline",
-    "harness.commands.analyze",
-    "harness.commands.submission",
+    "biasboard.harness.commands.run",
+    "biasboard.harness.commands.eval",
+    "biasboard.harness.commands.list",
+    "biasboard.harness.commands.models",
+    "biasboard.harness.commands.data",
+    "biasboard.harness.commands.leaderboard",
+    "biasboard.harness.commands.regress",
+    "biasboard.harness.commands.baseline",
+    "biasboard.harness.commands.analyze",
+    "biasboard.harness.commands.submission",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import harness
+    import biasboard.harness as harness
 
     parser = argparse.ArgumentParser(
         prog="biasboard",
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from harness.registry import include_path
+        from biasboard.harness.registry import include_path
 
         for path in args.include:
             include_path(path)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import data as hdata
-from harness.errors import DataError
+from biasboard.harness import data as hdata
+from biasboard.harness.errors import DataError
 
 __all__ = ["LabelledCorpus", "SPLITS", "holistic_sentences", "holistic_split", "read_labelled_file",
            "stereoset_stereotypes", "load_corpus"]
@@ -177,15 +177,10 @@ def read_labelled_file(path: str | Path) -> LabelledCorpus:
 
 def stereoset_stereotypes(bias_type: str = "all") -> LabelledCorpus:
     """StereoSet intrasentence sentences with the stereotype option filled in (Bias Vector's training text)."""
-    from tasks.stereoset import data_file
-    from tasks.stereoset_data import DOMAINS, load
+    from biasboard.harness.registry import TASKS
 
-    if bias_type != "all" and bias_type not in DOMAINS:
-        raise DataError(f"StereoSet bias type {bias_type!r}; valid: all, {', '.join(DOMAINS)}")
-    path = data_file()
-    clusters = [c for c in load(path, "intrasentence") if bias_type in ("all", c.bias_type)]
-    return LabelledCorpus(tuple(c.sentences["stereotype"] for c in clusters), tuple(c.bias_type for c in clusters),
-                          f"stereoset:{path.name}:stereotype:{bias_type}")
+    texts, labels, source = TASKS.get("stereoset").stereotype_sentences(bias_type)
+    return LabelledCorpus(texts, labels, source)
 
 
 def load_corpus(spec: str, *, n_sentences: int = 3000, seed: int = 0) -> LabelledCorpus:

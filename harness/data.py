@@ -13,8 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import DataError
-from harness.paths import data_dirs, fetched_data_dir
+from biasboard.harness.errors import DataError
+from biasboard.harness.paths import data_dirs, fetched_data_dir
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _sha256(path: Path) -> str:
 
 def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Path]:
     """Download the original files of one task (or all) into the user cache, verifying sha256."""
-    import harness.registry as registry
+    import biasboard.harness.registry as registry
 
     registry._ensure_loaded()
     names = [task] if task else sorted(SOURCES)

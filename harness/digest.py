@@ -8,7 +8,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.paths import cache_dir
+from biasboard.harness.paths import cache_dir
 
 
 def _index_path() -> Path:

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.corpora import LabelledCorpus, load_corpus
-from harness.digest import json_sha256
-from harness.errors import BiasboardError, UnsupportedError
-from harness.models.scoring import _mlm_head
-from harness.paths import cache_dir as default_cache_dir
-from harness.robust_losses import Objective
-from harness.training import _save as save_model_atomic  # weights + meta, atomically (shared with the trainer)
-from harness.specs import Method
+from biasboard.harness.corpora import LabelledCorpus, load_corpus
+from biasboard.harness.digest import json_sha256
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.models.scoring import _mlm_head
+from biasboard.harness.paths import cache_dir as default_cache_dir
+from biasboard.harness.robust_losses import Objective
+from biasboard.harness.training import _save as save_model_atomic  # weights + meta, atomically (shared with the trainer)
+from biasboard.harness.specs import Method
 
 LM_TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""

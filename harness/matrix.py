@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-import harness
-from harness.digest import files_sha256, json_sha256
-from harness.errors import BiasboardError, DataError
-from harness.models.handles import ModelSpec, ResolvedModel, resolve_model
-from harness.registry import METHODS, TASKS
+import biasboard.harness as harness
+from biasboard.harness.digest import files_sha256, json_sha256
+from biasboard.harness.errors import BiasboardError, DataError
+from biasboard.harness.models.handles import ModelSpec, ResolvedModel, resolve_model
+from biasboard.harness.registry import METHODS, TASKS
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Registries of tasks and methods.
 
-Built-in tasks and methods register with a decorator when their module is imported. Outside packages plug in
-through the entry point groups ``biasboard.tasks`` and ``biasboard.methods`` (loaded lazily, ``module:attr``),
-or with ``--include PATH`` for a folder of adapter modules. Plugins are validated when they register, not when
+Built-in tasks and methods are entry points of biasboard's own distribution (groups ``biasboard.tasks`` and
+``biasboard.methods``, ``module:attr``), exactly like outside packages: the engine holds their names as strings and
+imports a plugin only when it is asked for, so it never imports ``tasks`` or ``submissions`` itself. A module's
+``@register_task`` / ``@register_method`` decorator still validates the class when it is imported, and
+``--include PATH`` adds a folder of adapter modules. Plugins are validated when they register, not when
 they run, so a broken adapter fails at once with a message that says what is wrong.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import BiasboardError
+from biasboard.harness.errors import BiasboardError
 
 FAMILIES = ("mlm", "clm", "encoder", "wordvec", "vision")
 
@@ -131,6 +133,20 @@ TASKS = Registry("task", validate_task)
 METHODS = Registry("method", validate_method)
 
 
+def describe_task(cls) -> dict[str, Any]:
+    """What the board shows of a task, from its class declaration (stored with the results, read by the site)."""
+    return {"description": cls.description, "citation": cls.citation, "axis": cls.axis, "version": cls.version,
+            "families": list(cls.families), "default_variant": cls.default_variant,
+            "variants": {v: {"description": spec.description, "families": list(spec.families)}
+                         for v, spec in cls.variants.items()}}
+
+
+def describe_method(cls) -> dict[str, Any]:
+    """What the board shows of a method, from its class declaration (stored with the results, read by the site)."""
+    return {"description": cls.description, "citation": cls.citation, "kind": cls.kind, "version": cls.version,
+            "families": list(cls.families), "params": dict(cls.params)}
+
+
 def register_task(cls):
     """Class decorator: add a Task subclass to the task registry (validated now)."""
     return TASKS.register(cls)
@@ -142,17 +158,14 @@ def register_method(cls):
 
 
 _LOADED = False
-BUILTIN_MODULES = ("tasks", "submissions")
 
 
 def _ensure_loaded() -> None:
-    """Import built-in tasks/methods and read entry points, once."""
+    """Read the entry points (built-in and outside plugins) once; nothing is imported until asked for."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
     for group, registry in (("biasboard.tasks", TASKS), ("biasboard.methods", METHODS)):
         for ep in importlib.metadata.entry_points(group=group):
             registry.add_lazy(ep.name, ep.value)

@@ -18,10 +18,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-import harness
-from harness.errors import DataError
-from harness.specs import DIRECTIONS
-from harness.stats import paired_bootstrap_diff
+import biasboard.harness as harness
+from biasboard.harness.errors import DataError
+from biasboard.harness.specs import DIRECTIONS
+from biasboard.harness.stats import paired_bootstrap_diff
 
 SCHEMA_ID = "biasboard-baseline/1"
 IDENTITY = ("model", "method", "method_params", "task", "variant", "seed")

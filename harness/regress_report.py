@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.regress import Finding, Report
+from biasboard.harness.regress import Finding, Report
 
 ORDER = ("regression", "missing_cell", "missing_metric", "improvement", "unchanged", "new_cell")
 TITLES = {"regression": "Regressions", "missing_cell": "Missing cells", "missing_metric": "Missing metrics",

@@ -15,14 +15,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-import harness
-from harness.errors import BiasboardError, UnsupportedError
-from harness.matrix import Cell
-from harness.models.handles import ModelHandle, load_handle
-from harness.paths import cache_dir
-from harness.registry import METHODS, TASKS
-from harness.specs import RunContext
-from harness.store import Store
+import biasboard.harness as harness
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.matrix import Cell
+from biasboard.harness.models.handles import ModelHandle, load_handle
+from biasboard.harness.paths import cache_dir
+from biasboard.harness.registry import METHODS, TASKS
+from biasboard.harness.specs import RunContext
+from biasboard.harness.store import Store
 
 
 def seed_everything(seed: int) -> None:
@@ -182,6 +182,16 @@ def _failure_record(cell: Cell) -> dict[str, Any]:
             "task": cell.task, "variant": cell.variant, "seed": cell.seed, "family": cell.model.family}
 
 
+def record_plugin_meta(cells: list[Cell], store: Store) -> None:
+    """Write the declarations of the matrix's tasks and methods into the store, for the site to read."""
+    from biasboard.harness.registry import METHODS, TASKS, describe_method, describe_task
+
+    for name in sorted({c.task for c in cells}):
+        store.put_plugin_meta("tasks", name, describe_task(TASKS.get(name)))
+    for name in sorted({c.method.name for c in cells}):
+        store.put_plugin_meta("methods", name, describe_method(METHODS.get(name)))
+
+
 def pending_cells(cells: list[Cell], store: Store, *, force: bool, summary: RunSummary) -> list[Cell]:
     """Cells still to compute, ordered so loaded models are reused most (model, method, seed, task); finished
     cells are counted as cached in ``summary``. Shared by every executor."""
@@ -236,7 +246,3 @@ def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_siz
     finally:
         bar.close()
     return summary
-
-
-def default_store_path(out: str | Path) -> Path:
-    return Path(out) / "results.sqlite"

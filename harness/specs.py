@@ -199,7 +199,7 @@ class Method:
         given = dict(given or {})
         unknown = set(given) - set(self.params)
         if unknown:
-            from harness.errors import BiasboardError
+            from biasboard.harness.errors import BiasboardError
 
             raise BiasboardError(f"method {self.name!r}: unknown parameter(s) {sorted(unknown)}; "
                                  f"valid: {sorted(self.params)}")

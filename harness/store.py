@@ -85,6 +85,21 @@ class Store:
                 (key, record["model"], record["method"], record["task"], record["variant"], int(record["seed"]),
                  json.dumps(record, default=_json_default), error, time.time()))
 
+    def put_plugin_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Keep what the board shows of a task or method (``kind`` "tasks" or "methods") beside its results, so
+        the site is built from the store alone, without importing any plugin."""
+        with self._write():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               (f"plugin:{kind}:{name}", json.dumps(meta, sort_keys=True, default=_json_default)))
+
+    def plugin_meta(self) -> dict[str, dict[str, Any]]:
+        """``{"tasks": {name: meta}, "methods": {name: meta}}`` as written by the runs that filled this store."""
+        out: dict[str, dict[str, Any]] = {"tasks": {}, "methods": {}}
+        for name, value in self._conn.execute("SELECT name, value FROM meta WHERE name LIKE 'plugin:%'"):
+            _, kind, plugin = name.split(":", 2)
+            out.setdefault(kind, {})[plugin] = json.loads(value)
+        return out
+
     def is_done(self, key: str) -> bool:
         row = self._conn.execute("SELECT 1 FROM cells WHERE key = ? AND status = 'done'", (key,)).fetchone()
         return row is not None

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from harness.errors import BiasboardError, DataError
-from harness.registry import FAMILIES, METHOD_HOOKS, METHOD_KINDS
+from biasboard.harness.errors import BiasboardError, DataError
+from biasboard.harness.registry import FAMILIES, METHOD_HOOKS, METHOD_KINDS
 
 __all__ = ["CHECKS", "Check", "Checklist", "MANIFEST_SCHEMA", "load_manifest", "param_errors", "scan_unsafe_loads",
            "validate", "validate_many"]
@@ -261,7 +261,7 @@ def validate_many(paths: list[str | Path], *, timeout: float = DEFAULT_TIMEOUT, 
     lists = [_static_checks(f) for f in folders]
     with tempfile.TemporaryDirectory(prefix="biasboard-validate-") as tmp:
         results = Path(tmp) / "results.jsonl"
-        cmd = [sys.executable, "-m", "harness.submission_worker", "--results", str(results)]
+        cmd = [sys.executable, "-m", "biasboard.harness.submission_worker", "--results", str(results)]
         cmd += [] if smoke else ["--no-smoke"]
         cmd += [str(f.resolve()) for f in folders]
         code, tail, timed_out = _run_limited(cmd, timeout=timeout, env=_worker_env())
@@ -312,7 +312,7 @@ def _static_checks(folder: Path) -> Checklist:
 
 
 def _worker_env() -> dict[str, str]:
-    from harness.paths import cache_dir
+    from biasboard.harness.paths import cache_dir
 
     env = dict(os.environ)
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-import harness
-from harness.regress import compare, make_baseline, parse_baseline, per_example_scores
-from harness.regress_report import _md, render_markdown, summary
-from harness.stats import paired_bootstrap_diff
+import biasboard.harness as harness
+from biasboard.harness.regress import compare, make_baseline, parse_baseline, per_example_scores
+from biasboard.harness.regress_report import _md, render_markdown, summary
+from biasboard.harness.stats import paired_bootstrap_diff
 
 SCHEMA_ID = "biasboard-submission/1"
 MAX_METRICS = 4

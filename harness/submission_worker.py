@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BiasboardError, DataError, UnsupportedError
-from harness.sandbox import Guards, classify_written_file, install_guards, written_files
+from biasboard.harness.errors import BiasboardError, DataError, UnsupportedError
+from biasboard.harness.sandbox import Guards, classify_written_file, install_guards, written_files
 
 SMOKE_EXTRA = {"max_examples": 10, "epochs": 1}
 """Smoke settings passed to tasks as ``ctx.extra``: ten examples, one training epoch."""
@@ -100,7 +100,7 @@ def _where(exc: BaseException, folder: Path) -> str:
 
 def import_submission(folder: Path, manifest: dict | None) -> Imported:
     """Import the folder's module and find the method class it registered."""
-    from harness.registry import METHODS, RegistryError, include_path
+    from biasboard.harness.registry import METHODS, RegistryError, include_path
 
     out = Imported()
     orig_register = METHODS.register
@@ -142,7 +142,7 @@ def import_submission(folder: Path, manifest: dict | None) -> Imported:
 
 
 def implemented_hooks(cls) -> list[str]:
-    from harness.registry import METHOD_HOOKS
+    from biasboard.harness.registry import METHOD_HOOKS
 
     return [h for h in METHOD_HOOKS if callable(getattr(cls, h, None))]
 
@@ -172,7 +172,7 @@ def agreement_problems(cls, manifest: dict) -> list[str]:
 
 
 def params_problems(cls, manifest: dict | None) -> list[str]:
-    from harness.submission import param_errors
+    from biasboard.harness.submission import param_errors
 
     problems = []
     instance = cls()
@@ -195,8 +195,8 @@ def params_problems(cls, manifest: dict | None) -> list[str]:
 
 def choose_smoke(cls, manifest: dict | None) -> tuple[str, str, dict[str, Any]]:
     """(model, task:variant, extra) of the smoke cell: the manifest's ``smoke`` entry or the first fitting one."""
-    from harness.matrix import compatible
-    from harness.registry import TASKS
+    from biasboard.harness.matrix import compatible
+    from biasboard.harness.registry import TASKS
 
     if manifest and manifest.get("smoke"):
         s = manifest["smoke"]
@@ -213,7 +213,7 @@ def choose_smoke(cls, manifest: dict | None) -> tuple[str, str, dict[str, Any]]:
 
 def fresh_cache(root: Path) -> Path:
     """An empty cache folder with the shared model folders linked in."""
-    from harness.paths import cache_dir
+    from biasboard.harness.paths import cache_dir
 
     shared = Path(os.environ.get("BIASBOARD_SHARED_CACHE") or cache_dir())
     root.mkdir(parents=True)
@@ -226,10 +226,10 @@ def fresh_cache(root: Path) -> Path:
 def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path, *,
               batch_size: int = 8) -> tuple[dict, list[dict]]:
     """Evaluate one cell through the real planner and runner, with ``cache`` as the biasboard cache."""
-    from harness.matrix import Matrix, plan
-    from harness.runner import evaluate_cell
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.runner import evaluate_cell
 
-    from harness.runner import seed_everything
+    from biasboard.harness.runner import seed_everything
 
     os.environ["BIASBOARD_CACHE"] = str(cache)
     seed_everything(0)  # each run starts from the same global RNG state, as a fresh process would
@@ -295,7 +295,7 @@ def bad_weight_files(root: Path) -> list[str]:
 
 
 def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) -> None:
-    from harness.submission import load_manifest
+    from biasboard.harness.submission import load_manifest
 
     try:
         manifest = load_manifest(folder)
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     guards = install_guards()
-    import harness.registry  # noqa: F401 - the registry module itself is trusted; load it before the guards matter
+    import biasboard.harness.registry  # noqa: F401 - the registry module itself is trusted; load it before the guards matter
 
     for i, folder in enumerate(args.paths):
         validate_one(folder, Reporter(args.results, i), guards, smoke=not args.no_smoke)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.digest import json_sha256
-from harness.errors import BiasboardError, UnsupportedError
-from harness.paths import cache_dir as default_cache_dir
+from biasboard.harness.digest import json_sha256
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.paths import cache_dir as default_cache_dir
 
 TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights from an older loop are not reused."""

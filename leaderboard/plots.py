@@ -10,7 +10,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from leaderboard import ranking
+from biasboard.leaderboard import ranking
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:

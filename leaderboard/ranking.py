@@ -7,8 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
-import numpy as np
-from scipy.stats import rankdata
+import pandas as pd
 
 N_SHADES = 5
 """Colour buckets: 0 = at the ideal ... 4 = far from it."""
@@ -84,7 +83,7 @@ def ranks(bad: list[float | None]) -> list[float | None]:
     present = [i for i, b in enumerate(bad) if b is not None]
     out: list[float | None] = [None] * len(bad)
     if present:
-        r = rankdata([bad[i] for i in present], method="average")
+        r = pd.Series([bad[i] for i in present], dtype=float).rank(method="average").to_numpy()  # ties share the mean rank
         for i, rank in zip(present, r):
             out[i] = float(rank)
     return out
@@ -106,5 +105,5 @@ def mean_ranks(matrix: list[list[float | None]]) -> list[tuple[float | None, int
     out = []
     for i in range(len(matrix)):
         mine = [cr[i] for cr in col_ranks if cr[i] is not None]
-        out.append((float(np.mean(mine)) if mine else None, len(mine)))
+        out.append((float(sum(mine) / len(mine)) if mine else None, len(mine)))
     return out

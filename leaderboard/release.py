@@ -14,8 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-import harness
-from leaderboard import ranking
+from biasboard.harness import __version__ as HARNESS_VERSION
+from biasboard.leaderboard import ranking
 
 SCHEMA_ID = "biasboard-release/1"
 SCHEMA_FILE = Path(__file__).with_name("release.schema.json")
@@ -40,31 +40,6 @@ def column_id(task: str, variant: str) -> str:
     return f"{task}:{variant}"
 
 
-def _registry_meta() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Task and method metadata from their class declarations (display metadata lives with the code)."""
-    from harness.registry import METHODS, TASKS, RegistryError
-
-    def task_meta(name):
-        try:
-            cls = TASKS.get(name)
-        except RegistryError:
-            return None
-        return {"description": cls.description, "citation": cls.citation, "axis": cls.axis, "version": cls.version,
-                "families": list(cls.families), "default_variant": cls.default_variant,
-                "variants": {v: {"description": spec.description, "families": list(spec.families)}
-                             for v, spec in cls.variants.items()}}
-
-    def method_meta(name):
-        try:
-            cls = METHODS.get(name)
-        except RegistryError:
-            return None
-        return {"description": cls.description, "citation": cls.citation, "kind": cls.kind, "version": cls.version,
-                "families": list(cls.families), "params": dict(cls.params)}
-
-    return task_meta, method_meta
-
-
 def _mean_over_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """One overview entry from the seeds of a cell: the seed itself, or the seed mean with the seed range."""
     if len(metrics) == 1:
@@ -79,15 +54,18 @@ def _mean_over_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_release(records: Iterable[dict[str, Any]], *, failures: Iterable[dict[str, Any]] = (),
-                  generated_at: str | None = None) -> dict[str, Any]:
+                  generated_at: str | None = None, plugins: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Assemble the release document from finished store records (result contract plus store fields).
 
-    ``failures`` are failed cells (store records with ``error``); they are listed, never scored.
+    ``failures`` are failed cells (store records with ``error``); they are listed, never scored. ``plugins`` is the
+    task and method metadata the run wrote into the store (``{"tasks": {name: meta}, "methods": {...}}``): the site
+    reads records only and never imports a task or a method.
     """
     records = sorted((dict(r) for r in records), key=lambda r: (r["task"], r["variant"], r["model"], r["method"],
                                                                json.dumps(r.get("method_params") or {}, sort_keys=True),
                                                                r.get("seed", 0)))
-    task_meta, method_meta = _registry_meta()
+    plugins = plugins or {}
+    task_meta, method_meta = (plugins.get("tasks") or {}).get, (plugins.get("methods") or {}).get
     tasks: dict[str, Any] = {}
     methods: dict[str, Any] = {}
     models: dict[str, Any] = {}
@@ -127,7 +105,7 @@ def build_release(records: Iterable[dict[str, Any]], *, failures: Iterable[dict[
     return {
         "schema": SCHEMA_ID,
         "release": {"id": digest[:16], "generated_at": generated_at or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "harness": harness.__version__, "n_cells": len(cells)},
+                    "harness": HARNESS_VERSION, "n_cells": len(cells)},
         "ranking": {"how": RANK_HOW, "colour": COLOUR_HOW},
         "tasks": tasks, "methods": methods, "models": models,
         "columns": columns, "rows": rows, "cells": cells,

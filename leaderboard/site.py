@@ -14,9 +14,9 @@ from typing import Any, Iterable
 
 import jinja2
 
-from harness.errors import BiasboardError
-from leaderboard import plots
-from leaderboard.release import build_release, safe_name, write_release
+from biasboard.harness.errors import BiasboardError
+from biasboard.leaderboard import plots
+from biasboard.leaderboard.release import build_release, safe_name, write_release
 
 MAX_EXAMPLES_SHOWN = 200
 """Rows of per-example drill-down embedded in a cell page (all rows are in ``examples/<key>.jsonl``)."""
@@ -24,7 +24,7 @@ MAX_EXAMPLES_SHOWN = 200
 
 def build(store_path: str | Path, out_dir: str | Path) -> Path:
     """Render the site for every finished cell of a results store; returns the path of ``index.html``."""
-    from harness.store import Store
+    from biasboard.harness.store import Store
 
     store_path = Path(store_path)
     if not store_path.is_file():
@@ -34,19 +34,21 @@ def build(store_path: str | Path, out_dir: str | Path) -> Path:
             records = store.records(status="done")
             failures = store.records(status="failed")
             examples = {r["key"]: store.examples(r["key"]) for r in records}
+            plugins = store.plugin_meta()
     except sqlite3.DatabaseError as exc:
         raise BiasboardError(f"{store_path} is not a biasboard results store (SQLite): {exc}") from None
-    return build_site(records, examples, out_dir, failures=failures)
+    return build_site(records, examples, out_dir, failures=failures, plugins=plugins)
 
 
 def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[str, Any]]], out_dir: str | Path,
-               *, failures: Iterable[dict[str, Any]] = (), generated_at: str | None = None) -> Path:
+               *, failures: Iterable[dict[str, Any]] = (), generated_at: str | None = None,
+               plugins: dict[str, dict[str, Any]] | None = None) -> Path:
     """Render pages from records (result contract plus store fields), their per-example rows and failed cells."""
     out = Path(out_dir)
     records = list(records)
     for r in records:
         r.setdefault("n_examples", len(examples.get(r["key"], [])))
-    release = build_release(records, failures=failures, generated_at=generated_at)
+    release = build_release(records, failures=failures, generated_at=generated_at, plugins=plugins)
     write_release(release, out, examples)
     _copy_static(out / "static")
     env = _environment()
@@ -70,14 +72,14 @@ def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[
 
 def _copy_static(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
-    for item in resources.files("leaderboard").joinpath("static").iterdir():
+    for item in resources.files("biasboard.leaderboard").joinpath("static").iterdir():
         if item.is_file():
             with resources.as_file(item) as src:
                 shutil.copyfile(src, dest / item.name)
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("leaderboard", "templates"), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("biasboard.leaderboard", "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = fmt_number
     env.filters["ci"] = fmt_ci

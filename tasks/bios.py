@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-import tasks.synthetic_bios as synthetic_bios
-import tasks.wordlists as wordlists
-from harness import data as hdata
-from harness.digest import files_sha256, json_sha256
-from harness.errors import DataError
-from harness.registry import register_task
-from harness.specs import Metric, Task, TaskResult, Variant
-from harness.training import TextDataset, finetune, predict
-from tasks import bios_data
-from tasks.downstream_metrics import (basic_ci, gaps_from_weights, percentile_ci, rms, tpr_gap_counts, tpr_gaps,
+import biasboard.tasks.synthetic_bios as synthetic_bios
+import biasboard.tasks.wordlists as wordlists
+from biasboard.harness import data as hdata
+from biasboard.harness.digest import files_sha256, json_sha256
+from biasboard.harness.errors import DataError
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, Task, TaskResult, Variant
+from biasboard.harness.training import TextDataset, finetune, predict
+from biasboard.tasks import bios_data
+from biasboard.tasks.downstream_metrics import (basic_ci, gaps_from_weights, percentile_ci, rms, tpr_gap_counts, tpr_gaps,
                                       tpr_table, weighted_bootstrap)
-from tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, options, split, train_config,
+from biasboard.tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, options, split, train_config,
                                    training_summary)
 
 FAMILIES = ("encoder", "mlm", "clm")

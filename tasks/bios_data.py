@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DataError
-from harness.training import TextDataset
+from biasboard.harness.errors import DataError
+from biasboard.harness.training import TextDataset
 
 PROFESSIONS = ("accountant", "architect", "attorney", "chiropractor", "comedian", "composer", "dentist", "dietitian",
                "dj", "filmmaker", "interior_designer", "journalist", "model", "nurse", "painter", "paralegal",

@@ -24,13 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.data import DataSource, declare, find
-from harness.errors import DataError
-from harness.models import scoring
-from harness.registry import register_task
-from harness.specs import Metric, RunContext, Task, TaskResult, Variant
-from harness.stats import mean_ci
-from tasks.sampling import eval_sample
+from biasboard.harness.data import DataSource, declare, find
+from biasboard.harness.errors import DataError
+from biasboard.harness.models import scoring
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
+from biasboard.harness.stats import mean_ci
+from biasboard.tasks.sampling import eval_sample
 
 DATA = "crows_pairs/crows_pairs_anonymized.csv"
 declare("crows_pairs", DataSource(
@@ -225,7 +225,7 @@ class CrowsPairs(Task):
         notes = list(sample_notes)
         if len(kept) < len(pairs):
             notes.append(f"{len(pairs) - len(kept)} pairs skipped: no differing token on one side (as bias-bench)")
-        from harness.digest import file_sha256
+        from biasboard.harness.digest import file_sha256
 
         return TaskResult(metrics, groups, examples, notes, flags=sample_flags, data_sha256=file_sha256(path),
                           axis=self.axis)

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import BiasboardError
-from harness.specs import Metric
-from harness.training import TextDataset, TrainConfig
-from tasks.downstream_metrics import weighted_bootstrap_ci
-from tasks.sampling import seeded_indices
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.specs import Metric
+from biasboard.harness.training import TextDataset, TrainConfig
+from biasboard.tasks.downstream_metrics import weighted_bootstrap_ci
+from biasboard.tasks.sampling import seeded_indices
 
 TRAIN_KEYS = ("epochs", "lr", "batch_size", "max_length", "patience", "evals_per_epoch", "pooling", "weight_decay",
               "warmup_ratio", "dropout")

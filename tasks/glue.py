@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import data as hdata
-from harness.digest import files_sha256, json_sha256
-from harness.errors import BiasboardError, DataError
-from harness.registry import register_task
-from harness.specs import Metric, Task, TaskResult, Variant
-from harness.stats import bootstrap_ci
-from harness.training import TextDataset, finetune, predict
-from tasks.downstream_metrics import glue_scores
-from tasks.finetune_common import capped, options, split, train_config, training_summary
+from biasboard.harness import data as hdata
+from biasboard.harness.digest import files_sha256, json_sha256
+from biasboard.harness.errors import BiasboardError, DataError
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, Task, TaskResult, Variant
+from biasboard.harness.stats import bootstrap_ci
+from biasboard.harness.training import TextDataset, finetune, predict
+from biasboard.tasks.downstream_metrics import glue_scores
+from biasboard.tasks.finetune_common import capped, options, split, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")
 

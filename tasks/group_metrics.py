@@ -14,7 +14,7 @@ import numpy as np
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score
 
-from harness.stats import bootstrap_ci
+from biasboard.harness.stats import bootstrap_ci
 
 
 def group_accuracies(y_true, y_pred, groups) -> dict[int, float]:

@@ -11,7 +11,7 @@ from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
-from harness.errors import BiasboardError
+from biasboard.harness.errors import BiasboardError
 
 T = TypeVar("T")
 

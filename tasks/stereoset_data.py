@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import DataError
+from biasboard.harness.errors import DataError
 
 LABELS = ("stereotype", "anti-stereotype", "unrelated")
 SPLITS = ("intrasentence", "intersentence")

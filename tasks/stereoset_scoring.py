@@ -21,9 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from harness.errors import UnsupportedError
-from harness.models import scoring
-from tasks.stereoset_data import LABELS, Cluster
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.models import scoring
+from biasboard.tasks.stereoset_data import LABELS, Cluster
 
 
 def start_token_id(tokenizer) -> int:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import BiasboardError
-from harness.training import TextDataset
-from tasks.wordlists import FEMALE_NAMES, MALE_NAMES, SURNAMES
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.training import TextDataset
+from biasboard.tasks.wordlists import FEMALE_NAMES, MALE_NAMES, SURNAMES
 
 # occupation -> (cluster, base share of women, specific sentences). Shares are ours, chosen to span 0.1-0.93
 # in roughly the order De-Arteaga et al. (2019) report for the real corpus; they are not figures from it.

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import BiasboardError
-from harness.training import TextDataset
-from tasks.wordlists import FEMALE_NAMES, IDENTITY_TERMS, MALE_NAMES
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.training import TextDataset
+from biasboard.tasks.wordlists import FEMALE_NAMES, IDENTITY_TERMS, MALE_NAMES
 
 TOPICS = ("history", "football", "chemistry", "election", "jazz", "railway", "novel", "astronomy", "city council",
           "cooking", "war", "geology", "botany", "opera", "tennis", "harbour", "medieval castle", "subway",

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from harness.errors import DataError
+from biasboard.harness.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

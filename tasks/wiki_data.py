@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DataError
-from harness.training import TextDataset
-from tasks.wordlists import word_pattern
+from biasboard.harness.errors import DataError
+from biasboard.harness.training import TextDataset
+from biasboard.tasks.wordlists import word_pattern
 
 EVAL_FILES = {"madlibs": "wiki_toxicity/bias_madlibs_77k.csv",
               "nonfuzzed": "wiki_toxicity/toxicity_nonfuzzed_testset.csv",

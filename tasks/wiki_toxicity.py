@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-import tasks.synthetic_wiki as synthetic_wiki
-import tasks.wordlists as wordlists
-from harness import data as hdata
-from harness.digest import files_sha256, json_sha256
-from harness.errors import DataError
-from harness.registry import register_task
-from harness.specs import Metric, Task, TaskResult, Variant
-from harness.training import TextDataset, finetune, predict, probabilities
-from tasks import wiki_data
-from tasks.downstream_metrics import (basic_ci, bias_aucs, equality_difference, equality_differences_from_weights,
+import biasboard.tasks.synthetic_wiki as synthetic_wiki
+import biasboard.tasks.wordlists as wordlists
+from biasboard.harness import data as hdata
+from biasboard.harness.digest import files_sha256, json_sha256
+from biasboard.harness.errors import DataError
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, Task, TaskResult, Variant
+from biasboard.harness.training import TextDataset, finetune, predict, probabilities
+from biasboard.tasks import wiki_data
+from biasboard.tasks.downstream_metrics import (basic_ci, bias_aucs, equality_difference, equality_differences_from_weights,
                                       error_rate_counts, hanley_mcneil_se, term_error_rates, weighted_bootstrap,
                                       weighted_bootstrap_ci)
-from tasks.finetune_common import SYNTHETIC_NOTE, accuracy_metric, capped, options, train_config, training_summary
+from biasboard.tasks.finetune_common import SYNTHETIC_NOTE, accuracy_metric, capped, options, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")
 DEFAULTS = {"train": "synthetic", "n_train": 3000, "n_val": 400, "n_eval": 8000, "skew": 1.0, "identity_rate": 0.3,

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import find
-from harness.errors import BiasboardError
-from harness.models.vision import build_backbone
-from harness.registry import register_task
-from harness.specs import Metric, RunContext, Task, TaskResult, Variant
-from harness.stats import mean_ci
-from harness.vision_training import SELECTION_RULES, CrossEntropy, LossHook, TrainConfig, Trainer
-from tasks import group_metrics as gm
-from tasks import vision_data
+from biasboard.harness.data import find
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.models.vision import build_backbone
+from biasboard.harness.registry import register_task
+from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
+from biasboard.harness.stats import mean_ci
+from biasboard.harness.vision_training import SELECTION_RULES, CrossEntropy, LossHook, TrainConfig, Trainer
+from biasboard.tasks import group_metrics as gm
+from biasboard.tasks import vision_data
 
 DIGITS = {"source": "digits", "epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam",
           "selection": "val_worst_group"}

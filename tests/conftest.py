@@ -25,21 +25,21 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def splade():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     return load_handle("zoo:splade-tiny")
 
 
 @pytest.fixture(scope="session")
 def smollm():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     return load_handle("zoo:smollm2-135m")
 
 
 @pytest.fixture(scope="session")
 def minilm():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     return load_handle("zoo:minilm-l6")
 
@@ -51,7 +51,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from harness.models import resolve_model
+    from biasboard.harness.models import resolve_model
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tok = AutoTokenizer.from_pretrained(resolve_model("zoo:splade-tiny").path)

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 
-from harness.stats import mean_ci
-from harness.store import Store
+from biasboard.harness.stats import mean_ci
+from biasboard.harness.store import Store
 
 BIAS_TYPES = ("gender", "race-color", "religion")
 EVIL_MODEL = "<script>alert(1)</script>"

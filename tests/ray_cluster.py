@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from harness.executors.ray import local_cluster_env
+from biasboard.harness.executors.ray import local_cluster_env
 
 for _key, _value in local_cluster_env().items():
     os.environ.setdefault(_key, _value)

@@ -8,8 +8,8 @@ import yaml
 
 HEADER = """
 import torch
-from harness.registry import register_method
-from harness.specs import Method
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
 """
 
 GOOD_MANIFEST = {"name": "NAME", "version": "1.0", "authors": ["Test"], "citation": "A test fixture.",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.models import scoring
+from biasboard.harness.models import scoring
 
 SENTENCES = [
     "The poor are really ignorant about how to handle the money they do have.",

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from leaderboard_fixtures import EVIL_MODEL, quick_board, write_store
 
-from leaderboard.ranking import mean_ranks
-from leaderboard.site import build
+from biasboard.leaderboard.ranking import mean_ranks
+from biasboard.leaderboard.site import build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = os.environ.get("BIASBOARD_CHROMIUM", "/usr/bin/chromium")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from biasboard.harness.cli import main
 
 
 def run_cli(capsys, *args):
@@ -62,7 +62,7 @@ def test_bad_matrix_names_file_and_field(capsys, tmp_path, isolated_out):
 
 
 def test_data_fetch_checks_sha256(capsys, tmp_path, monkeypatch):
-    from harness import data
+    from biasboard.harness import data
 
     src = tmp_path / "orig.csv"
     src.write_text("a,b\n1,2\n")
@@ -78,8 +78,8 @@ def test_data_fetch_checks_sha256(capsys, tmp_path, monkeypatch):
 
 
 def test_missing_data_file_says_how_to_get_it(tmp_path, monkeypatch):
-    from harness.data import find
-    from harness.errors import DataError
+    from biasboard.harness.data import find
+    from biasboard.harness.errors import DataError
 
     monkeypatch.setenv("BIASBOARD_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="biasboard data fetch crows_pairs"):

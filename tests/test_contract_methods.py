@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import METHODS
-from harness.submission import load_manifest, validate
+from biasboard.harness.registry import METHODS
+from biasboard.harness.submission import load_manifest, validate
 
 NAMES = METHODS.names()
 TEMPLATE = Path(__file__).resolve().parents[1] / "submissions" / "_template"

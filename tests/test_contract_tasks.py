@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BiasboardError
-from harness.registry import FAMILIES, TASKS
-from harness.specs import DIRECTIONS
-from harness.submission_worker import contract_problems, fresh_cache, smoke_extra, smoke_run
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.registry import FAMILIES, TASKS
+from biasboard.harness.specs import DIRECTIONS
+from biasboard.harness.submission_worker import contract_problems, fresh_cache, smoke_extra, smoke_run
 
 TINY = {"mlm": "zoo:splade-tiny", "encoder": "zoo:minilm-l6", "clm": "zoo:smollm2-135m",
         "wordvec": "zoo:glove-6b-50d", "vision": "vision:small-cnn"}

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import DataError
-from harness.models.handles import ModelHandle
-from harness.specs import RunContext
-from tasks.crows_pairs import CrowsPairs, load_pairs, pair_outcomes, shared_and_modified, stereotype_metrics
+from biasboard.harness.errors import DataError
+from biasboard.harness.models.handles import ModelHandle
+from biasboard.harness.specs import RunContext
+from biasboard.tasks.crows_pairs import CrowsPairs, load_pairs, pair_outcomes, shared_and_modified, stereotype_metrics
 
 # ---------------------------------------------------------------- a unigram "language model" we can do by hand
 # Every position predicts the same distribution p, whatever the context, so each masked / next-token
@@ -205,8 +205,8 @@ def test_full_real_run_smollm(smollm):
 
 
 def test_unsupported_pairing_is_a_clear_error():
-    from harness.errors import UnsupportedError
-    from harness.models import scoring
+    from biasboard.harness.errors import UnsupportedError
+    from biasboard.harness.models import scoring
 
     with pytest.raises(UnsupportedError, match="is a clm model"):
         scoring.masked_logprobs(unigram_handle("clm"), [([1, 3, 2], [(1, 4)])])

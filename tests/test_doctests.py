@@ -16,14 +16,14 @@ def modules_with_examples() -> list[str]:
         for path in sorted((ROOT / package).rglob("*.py")):
             if ">>>" in path.read_text(encoding="utf8"):
                 parts = path.relative_to(ROOT).with_suffix("").parts
-                names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+                names.append("biasboard." + ".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 
 
 def test_the_metric_modules_are_covered():
     found = set(modules_with_examples())
-    assert {"tasks.metrics_seat", "tasks.metrics_stereoset", "tasks.stereoset_data", "harness.stats",
-            "harness.regress", "leaderboard.ranking"} <= found
+    assert {"biasboard.tasks.metrics_seat", "biasboard.tasks.metrics_stereoset", "biasboard.tasks.stereoset_data", "biasboard.harness.stats",
+            "biasboard.harness.regress", "biasboard.leaderboard.ranking"} <= found
 
 
 @pytest.mark.parametrize("name", modules_with_examples())

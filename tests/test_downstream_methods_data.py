@@ -8,11 +8,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.errors import BiasboardError, UnsupportedError
-from harness.registry import METHODS
-from harness.specs import RunContext
-from tasks import synthetic_bios, synthetic_wiki
-from tasks.wordlists import FEMALE_NAMES, GENDER_WORDS, IDENTITY_TERMS, MALE_NAMES, word_pattern, words_of
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.registry import METHODS
+from biasboard.harness.specs import RunContext
+from biasboard.tasks import synthetic_bios, synthetic_wiki
+from biasboard.tasks.wordlists import FEMALE_NAMES, GENDER_WORDS, IDENTITY_TERMS, MALE_NAMES, word_pattern, words_of
 
 
 def _ctx(name, **params):
@@ -83,7 +83,7 @@ def test_resample_makes_group_independent_of_label(bios):
 def test_random_init_same_architecture_new_weights():
     import torch
 
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     h = load_handle("zoo:splade-tiny")
     method, ctx = _ctx("random_init")
@@ -100,7 +100,7 @@ def test_random_init_same_architecture_new_weights():
 
 @pytest.mark.slow
 def test_proxy_scrub_direction_and_proxies(bios):
-    from submissions.proxy_scrub import _load, gender_direction, proxy_scores
+    from biasboard.submissions.proxy_scrub import _load, gender_direction, proxy_scores
 
     vectors, vocab = _load("zoo:glove-6b-50d")
     d = gender_direction(vectors, vocab)

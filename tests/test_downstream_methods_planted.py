@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.registry import METHODS, TASKS
-from harness.specs import RunContext
+from biasboard.harness.registry import METHODS, TASKS
+from biasboard.harness.specs import RunContext
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ SIZES = {"n_train": 1000, "n_val": 150, "n_test": 800, "epochs": 3, "max_length"
 def scratch():
     import torch
 
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: one thread is as fast and never stalls on a shared machine

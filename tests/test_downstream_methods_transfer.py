@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.cli import main
-from harness.commands.analyze import assemble, ols, transfer
+from biasboard.harness.cli import main
+from biasboard.harness.analysis.transfer import assemble, ols, transfer
 
 
 def _rec(task, model, method, value, *, variant="v", seed=0, params=None, extra=None):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.errors import DataError
-from tasks.downstream_metrics import glue_scores
-from tasks.finetune_common import split
-from tasks.glue import TASKS, read_local, score
+from biasboard.harness.errors import DataError
+from biasboard.tasks.downstream_metrics import glue_scores
+from biasboard.tasks.finetune_common import split
+from biasboard.tasks.glue import TASKS, read_local, score
 
 DATA = Path(os.environ.get("BIASBOARD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import BiasboardError
-from harness.specs import RunContext
-from tasks.glue import TASKS, Glue, read_hub, read_local
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.specs import RunContext
+from biasboard.tasks.glue import TASKS, Glue, read_hub, read_local
 
 DATA = Path(os.environ.get("BIASBOARD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 CLASS_NAMES = {"cola": ["unacceptable", "acceptable"], "sst2": ["negative", "positive"],

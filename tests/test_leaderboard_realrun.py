@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness.cli import main
-from leaderboard.release import safe_name
+from biasboard.harness.cli import main
+from biasboard.leaderboard.release import safe_name
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from leaderboard_fixtures import EVIL_MODEL, quick_board, seat_record, stereoset_record
 
-from leaderboard import ranking
-from leaderboard.release import SCHEMA_FILE, build_release, method_label, safe_name, write_release
+from biasboard.leaderboard import ranking
+from biasboard.leaderboard.release import SCHEMA_FILE, build_release, method_label, safe_name, write_release
 
 
 def test_release_matches_its_documented_schema(tmp_path):

@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 import pytest
 from leaderboard_fixtures import EVIL_METHOD, EVIL_MODEL, quick_board, write_store
 
-from harness.commands import leaderboard as leaderboard_cmd
-from leaderboard import plots
-from leaderboard.release import safe_name
-from leaderboard.site import build, drill_down
+from biasboard.harness.commands import leaderboard as leaderboard_cmd
+from biasboard.leaderboard import plots
+from biasboard.leaderboard.release import safe_name
+from biasboard.leaderboard.site import build, drill_down
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def test_groups_that_report_another_metric_are_still_shown(site):
 def test_failed_cells_are_listed_not_scored(tmp_path):
     from leaderboard_fixtures import stereoset_record
 
-    from harness.store import Store
+    from biasboard.harness.store import Store
 
     ok = stereoset_record("m", "none", 58.0, 80.0)
     write_store(tmp_path / "s.sqlite", [ok], {})

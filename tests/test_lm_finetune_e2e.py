@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import lm_finetune as lf
-from harness.corpora import holistic_split
-from harness.registry import METHODS
-from harness.robust_losses import ErmObjective
-from harness.specs import RunContext
+from biasboard.harness import lm_finetune as lf
+from biasboard.harness.corpora import holistic_split
+from biasboard.harness.registry import METHODS
+from biasboard.harness.robust_losses import ErmObjective
+from biasboard.harness.specs import RunContext
 
 pytestmark = pytest.mark.slow
 TINY = {"steps": 2, "batch_size": 8, "n_sentences": 60, "max_length": 16}
@@ -82,7 +82,7 @@ def test_causal_fine_tuning_on_smollm(smollm, tmp_path):
 
 
 def test_bias_vector_arithmetic_cache_and_leakage(splade, tmp_path):
-    from submissions.bias_vector import norm_parameter_names
+    from biasboard.submissions.bias_vector import norm_parameter_names
 
     method = METHODS.get("bias_vector")()
     params = {"steps": 2, "batch_size": 8, "max_length": 16}
@@ -102,7 +102,7 @@ def test_bias_vector_arithmetic_cache_and_leakage(splade, tmp_path):
     assert torch.allclose(pre[name] - p10[name], 10 * v, atol=1e-6)  # theta_pre - 10 V
     assert h1.extras["trained_on"] == ["stereoset"]
 
-    from tasks.stereoset import StereoSet
+    from biasboard.tasks.stereoset import StereoSet
 
     res = StereoSet().evaluate(h1, "intrasentence", RunContext(seed=0, n_bootstrap=50, extra={"max_examples": 20}))
     assert res.flags["leakage"] is True and res.notes[0].startswith("LEAKAGE")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.matrix import Matrix, plan
-from harness.registry import METHODS
+from biasboard.harness.matrix import Matrix, plan
+from biasboard.harness.registry import METHODS
 
 MATRICES = Path(__file__).resolve().parents[1] / "leaderboard" / "matrices"
 

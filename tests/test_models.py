@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import BiasboardError
-from harness.models import load_handle, resolve_model
-from harness.models.zoo import ZOO
-from harness.specs import RunContext
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.models import load_handle, resolve_model
+from biasboard.harness.models.zoo import ZOO
+from biasboard.harness.specs import RunContext
 
 
 def test_local_folder_loads_as_mlm_with_digest(tiny_bert_dir):
@@ -43,7 +43,7 @@ def test_zoo_models_resolve_with_families():
 @pytest.mark.slow
 def test_smollm_dequantised_sanity(smollm):
     """MODELS.md sanity check: a fluent sentence is far likelier than its scrambled version."""
-    from harness.models import scoring
+    from biasboard.harness.models import scoring
 
     ids = scoring.tokenize(smollm, ["The cat sat on the mat.", "The cat sat on mat the."], add_special_tokens=False)
     good, bad = (lp.sum() for lp in scoring.sequence_logprobs(smollm, ids))
@@ -51,7 +51,7 @@ def test_smollm_dequantised_sanity(smollm):
 
 
 def test_perturb_is_seeded_and_scaled(tiny_bert_dir):
-    from submissions.perturb import Perturb
+    from biasboard.submissions.perturb import Perturb
 
     base = load_handle(str(tiny_bert_dir))
     method = Perturb()

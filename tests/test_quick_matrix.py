@@ -1,7 +1,7 @@
 """The default quick matrix holds the cells README and issue #3 promise: SEAT, WEAT and both StereoSet splits."""
 from pathlib import Path
 
-from harness.matrix import Matrix, plan
+from biasboard.harness.matrix import Matrix, plan
 
 QUICK = Path(__file__).resolve().parents[1] / "leaderboard" / "matrices" / "quick.yaml"
 

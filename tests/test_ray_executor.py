@@ -15,10 +15,10 @@ from ray_cluster import local_cluster  # first: sets the loopback-only environme
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'biasboard[ray]'")
 
-from harness.matrix import Matrix, plan  # noqa: E402
-from harness.runner import run_local  # noqa: E402
-from harness.store import Store  # noqa: E402
-import harness.executors.ray as ray_executor  # noqa: E402
+from biasboard.harness.matrix import Matrix, plan  # noqa: E402
+from biasboard.harness.runner import run_local  # noqa: E402
+from biasboard.harness.store import Store  # noqa: E402
+import biasboard.harness.executors.ray as ray_executor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -118,8 +118,8 @@ CRASH_PLUGIN = '''
 import os
 from pathlib import Path
 
-from harness.registry import register_task
-from tasks.crows_pairs import CrowsPairs
+from biasboard.harness.registry import register_task
+from biasboard.tasks.crows_pairs import CrowsPairs
 
 MARKER = Path({marker!r})
 
@@ -161,7 +161,7 @@ def crash_plugin(tmp_path):
     that walk every registered task never meet them."""
     import sys
 
-    from harness.registry import TASKS, include_path
+    from biasboard.harness.registry import TASKS, include_path
 
     plugin = tmp_path / "crash_tasks.py"
     plugin.write_text(textwrap.dedent(CRASH_PLUGIN.format(marker=str(tmp_path / "crashed-once"))))
@@ -197,7 +197,7 @@ def test_worker_failure_retried_then_recorded(cluster, tmp_path, crash_plugin):
 
 
 def test_cli_run_with_ray_executor(cluster, tmp_path, capsys):
-    from harness.cli import main
+    from biasboard.harness.cli import main
 
     matrix = tmp_path / "m.yaml"
     matrix.write_text(textwrap.dedent(f"""

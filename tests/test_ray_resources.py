@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.errors import BiasboardError
-from harness.executors.resources import FAMILY_DEFAULTS, GiB, Resources, cell_resources, declared, weights_bytes
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.executors.resources import FAMILY_DEFAULTS, GiB, Resources, cell_resources, declared, weights_bytes
 
 
 def fake_cell(tmp_path, *, family="mlm", task="crows_pairs", method="none", weight_bytes=0):
@@ -41,7 +41,7 @@ def test_family_default_and_weights_size(tmp_path):
 
 
 def test_task_and_method_declarations_and_override(tmp_path, monkeypatch):
-    from harness.registry import METHODS, TASKS
+    from biasboard.harness.registry import METHODS, TASKS
 
     monkeypatch.setattr(TASKS.get("crows_pairs"), "resources", {"num_gpus": 1}, raising=False)
     monkeypatch.setattr(METHODS.get("perturb"), "resources", Resources(num_cpus=4, memory=0), raising=False)
@@ -74,8 +74,8 @@ def test_local_path_and_executor_module_do_not_import_ray():
 
 
 def test_missing_ray_is_a_clear_usage_error(tmp_path, monkeypatch):
-    import harness.executors.ray as ray_executor
-    from harness.runner import RunSummary
+    import biasboard.harness.executors.ray as ray_executor
+    from biasboard.harness.runner import RunSummary
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
     with pytest.raises(BiasboardError, match=r"pip install 'biasboard\[ray\]'"):

@@ -3,8 +3,8 @@ import textwrap
 
 import pytest
 
-from harness.registry import METHODS, TASKS, RegistryError, Registry, include_path, validate_method
-from harness.specs import Method
+from biasboard.harness.registry import METHODS, TASKS, RegistryError, Registry, include_path, validate_method
+from biasboard.harness.specs import Method
 
 
 def test_unknown_task_suggests_close_names():
@@ -60,7 +60,7 @@ def test_method_without_hooks_or_with_bad_family_fails():
 
 def test_lazy_entry_is_imported_on_first_use():
     reg = Registry("method", validate_method)
-    reg.add_lazy("perturb2", "submissions.perturb:Perturb")
+    reg.add_lazy("perturb2", "biasboard.submissions.perturb:Perturb")
     assert reg.get("perturb2").__name__ == "Perturb"
     reg.add_lazy("ghost", "no.such.module:Thing")
     with pytest.raises(RegistryError, match="cannot load"):
@@ -69,8 +69,8 @@ def test_lazy_entry_is_imported_on_first_use():
 
 def test_include_path_registers_adapter_folder(tmp_path):
     (tmp_path / "halfnoise.py").write_text(textwrap.dedent('''
-        from harness.registry import register_method
-        from harness.specs import Method
+        from biasboard.harness.registry import register_method
+        from biasboard.harness.specs import Method
 
         @register_method
         class HalfNoise(Method):

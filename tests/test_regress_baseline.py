@@ -7,8 +7,8 @@ import json
 import pytest
 from leaderboard_fixtures import crows_examples, crows_record, stereoset_record
 
-from harness.errors import DataError
-from harness.regress import SCHEMA_ID, load_baseline, make_baseline, parse_baseline
+from biasboard.harness.errors import DataError
+from biasboard.harness.regress import SCHEMA_ID, load_baseline, make_baseline, parse_baseline
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_missing_baseline_file(tmp_path):
 def test_official_baseline_is_valid_and_matches_the_quick_matrix():
     from pathlib import Path
 
-    from harness.matrix import Matrix
+    from biasboard.harness.matrix import Matrix
 
     root = Path(__file__).resolve().parent.parent / "leaderboard"
     baseline = load_baseline(root / "baseline.json")

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from leaderboard_fixtures import crows_examples, crows_record, stereoset_record, write_store
 
-from harness.commands import baseline as baseline_cmd
-from harness.commands import regress as regress_cmd
+from biasboard.harness.commands import baseline as baseline_cmd
+from biasboard.harness.commands import regress as regress_cmd
 
 
 def cli(*argv):
@@ -121,7 +121,7 @@ def test_baseline_update_filters_and_bad_tolerance(stores, tmp_path, capsys):
 
 
 def test_wired_into_the_biasboard_cli(stores, capsys):
-    from harness.cli import main
+    from biasboard.harness.cli import main
 
     assert main(["regress", "--baseline", str(stores["baseline"]), "--store", str(stores["cur"])]) == 1
     assert "FAIL (regression)" in capsys.readouterr().out

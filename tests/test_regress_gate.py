@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from leaderboard_fixtures import crows_examples, crows_record, seat_record, stereoset_record
 
-from harness.regress import (PerExample, compare, identity, make_baseline, parse_baseline, per_example_scores)
+from biasboard.harness.regress import (PerExample, compare, identity, make_baseline, parse_baseline, per_example_scores)
 
 
 def flip(rows, n, to):
@@ -150,7 +150,7 @@ def test_missing_cell_and_metric_exit_2_and_new_cells_reported():
 
 
 def doc_label(cell):
-    from harness.regress import cell_label
+    from biasboard.harness.regress import cell_label
 
     return cell_label(cell)
 

@@ -9,11 +9,11 @@ import pytest
 from scipy import stats
 from seat_reference import exact_p_reference, loop_p_value, weat_reference
 
-from harness.errors import DataError
-from harness.stats import holm
-from tasks import metrics_seat as ms
-from tasks.seat_core import Prepared, lookup_vectors
-from tasks.seat_data import SeatTest, load_test, load_wefe_tests
+from biasboard.harness.errors import DataError
+from biasboard.harness.stats import holm
+from biasboard.tasks import metrics_seat as ms
+from biasboard.tasks.seat_core import Prepared, lookup_vectors
+from biasboard.tasks.seat_data import SeatTest, load_test, load_wefe_tests
 
 
 def test_hand_worked_weat():
@@ -130,8 +130,8 @@ def test_bootstrap_ci_brackets_effect():
 
 def test_real_glove_against_original_loops(data_dir):
     """weat6 and weat1 on real GloVe vectors: effect size and p-values equal the original loop algorithm."""
-    from harness.models import load_handle
-    from tasks.seat import word_vector
+    from biasboard.harness.models import load_handle
+    from biasboard.tasks.seat import word_vector
 
     vector = word_vector(load_handle("zoo:glove-6b-50d"))
     for name, n_samples in (("weat6", 100_000), ("weat1", 20_000)):

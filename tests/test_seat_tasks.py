@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from seat_reference import bias_bench_encode, weat_reference
 
-from harness.errors import UnsupportedError
-from harness.specs import RunContext
-from tasks.seat import SEAT_BIAS_TYPES, SEAT_FILES, Seat, Weat, word_vector
-from tasks.seat_core import lookup_vectors
-from tasks.seat_data import load_test
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.specs import RunContext
+from biasboard.tasks.seat import SEAT_BIAS_TYPES, SEAT_FILES, Seat, Weat, word_vector
+from biasboard.tasks.seat_core import lookup_vectors
+from biasboard.tasks.seat_data import load_test
 
 pytestmark = pytest.mark.slow
 SUBSET = ["sent-weat6", "sent-religion1", "sent-angry_black_woman_stereotype_b"]
@@ -17,7 +17,7 @@ SUBSET = ["sent-weat6", "sent-religion1", "sent-angry_black_woman_stereotype_b"]
 
 @pytest.fixture(scope="module")
 def glove():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     return load_handle("zoo:glove-6b-50d")
 

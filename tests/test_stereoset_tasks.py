@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from seat_reference import clm_sentence_reference, mlm_intrasentence_reference, stereoset_reference
 
-from harness.errors import UnsupportedError
-from harness.specs import RunContext
-from tasks import stereoset_scoring as sc
-from tasks.stereoset import StereoSet, data_file
-from tasks.stereoset_data import LABELS, load
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.specs import RunContext
+from biasboard.tasks import stereoset_scoring as sc
+from biasboard.tasks.stereoset import StereoSet, data_file
+from biasboard.tasks.stereoset_data import LABELS, load
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_masked_queries_take_the_text_around_the_blank_from_the_context(tiny_ber
 
     from transformers import BertTokenizerFast
 
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     cased = replace(load_handle(str(tiny_bert_dir)),
                     tokenizer=BertTokenizerFast.from_pretrained(tiny_bert_dir, do_lower_case=False))

@@ -13,9 +13,9 @@ import time
 import pytest
 import yaml
 
-from harness.matrix import Matrix, plan
-from harness.runner import run_local
-from harness.store import Store
+from biasboard.harness.matrix import Matrix, plan
+from biasboard.harness.runner import run_local
+from biasboard.harness.store import Store
 
 
 def _matrix(model_dir, seeds, methods=None):
@@ -31,7 +31,7 @@ def test_finished_cells_are_never_recomputed(tiny_bert_dir, tmp_path, monkeypatc
     first = run_local(cells, store, progress=False, extra={"max_examples": 25}, n_bootstrap=100)
     assert len(first.done) == 4 and not first.failed
 
-    import harness.runner as runner
+    import biasboard.harness.runner as runner
 
     def boom(*a, **k):
         raise AssertionError("a cached cell was recomputed")
@@ -61,7 +61,7 @@ def test_key_changes_with_everything_that_determines_the_result(tiny_bert_dir):
 
 def test_failed_cell_is_recorded_and_the_rest_go_on(tiny_bert_dir, tmp_path, monkeypatch):
     cells, _ = plan(Matrix.from_dict(_matrix(tiny_bert_dir, [0])))
-    import harness.runner as runner
+    import biasboard.harness.runner as runner
 
     real = runner.evaluate_cell
 
@@ -79,7 +79,7 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tiny_bert_dir, tmp_path, mon
 
 
 def _cli(args, env, **kw):
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "biasboard.harness.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
@@ -120,7 +120,7 @@ def test_concurrent_writers_do_not_corrupt_the_store(tmp_path):
     db = tmp_path / "shared.sqlite"
     script = textwrap.dedent(f"""
         import sys
-        from harness.store import Store
+        from biasboard.harness.store import Store
         s = Store({str(db)!r})
         tag = sys.argv[1]
         for i in range(150):
@@ -149,17 +149,17 @@ def test_exclude_rules_drop_matching_cells(tiny_bert_dir):
 
 
 def test_bad_exclude_rule_is_reported(tiny_bert_dir):
-    from harness.errors import DataError
+    from biasboard.harness.errors import DataError
 
     with pytest.raises(DataError, match="exclude"):
         Matrix.from_dict({**_matrix(tiny_bert_dir, [0]), "exclude": [{"modle": "x"}]})
 
 
 def test_unsupported_at_run_time_is_skipped_not_failed(tiny_bert_dir, tmp_path, monkeypatch):
-    from harness.errors import UnsupportedError
+    from biasboard.harness.errors import UnsupportedError
 
     cells, _ = plan(Matrix.from_dict(_matrix(tiny_bert_dir, [0], methods=["none"])))
-    import harness.runner as runner
+    import biasboard.harness.runner as runner
 
     def unsupported(cell, **kw):
         raise UnsupportedError("this data has no groups to re-balance")
@@ -172,8 +172,8 @@ def test_unsupported_at_run_time_is_skipped_not_failed(tiny_bert_dir, tmp_path, 
 
 def test_task_entry_extra_reaches_only_its_cells_and_their_keys():
     """``{task: ..., extra: {...}}`` sets options for that task's cells alone; they enter the cell key."""
-    from harness.matrix import Matrix, plan
-    from harness.runner import make_context
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.runner import make_context
 
     base = {"models": ["zoo:glove-6b-50d"], "tasks": ["weat"], "options": {"extra": {"a": 1}}}
     plain, _ = plan(Matrix.from_dict(base))
@@ -186,8 +186,8 @@ def test_task_entry_extra_reaches_only_its_cells_and_their_keys():
 
 
 def test_task_entry_can_be_restricted_to_some_models():
-    from harness.errors import DataError
-    from harness.matrix import Matrix, plan
+    from biasboard.harness.errors import DataError
+    from biasboard.harness.matrix import Matrix, plan
 
     tasks = [{"task": "weat", "models": ["zoo:glove-6b-50d"]}, {"task": "crows_pairs:ll_modified",
                                                                "models": ["zoo:splade-tiny"]}]
@@ -199,8 +199,8 @@ def test_task_entry_can_be_restricted_to_some_models():
 
 
 def test_bad_task_entry_names_the_row():
-    from harness.errors import DataError
-    from harness.matrix import Matrix
+    from biasboard.harness.errors import DataError
+    from biasboard.harness.matrix import Matrix
 
     with pytest.raises(DataError, match=r"row 2.*tasks.*extra must be a mapping|tasks.*row 2"):
         Matrix.from_dict({"models": ["zoo:glove-6b-50d"], "tasks": ["weat", {"task": "weat", "extra": [1]}]})
@@ -208,8 +208,8 @@ def test_bad_task_entry_names_the_row():
 
 def test_handle_cache_reapplies_only_when_extras_the_method_reads_differ():
     """One applied model serves cells that agree on method, params, seed and the method's ``extra_keys``."""
-    from harness.matrix import Matrix, plan
-    from harness.runner import HandleCache, make_context
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.runner import HandleCache, make_context
 
     class Counting:
         extra_keys = ("upstream_steps",)
@@ -238,8 +238,8 @@ def test_handle_cache_reapplies_only_when_extras_the_method_reads_differ():
 def test_handle_cache_reapplies_when_an_undeclared_extra_that_apply_read_differs(reader, same, different):
     """A submission's ``apply`` reading ``ctx.extra`` without declaring ``extra_keys`` still never gets a model
     applied for another value of what it read; options it did not read still share the applied model."""
-    from harness.matrix import Matrix, plan
-    from harness.runner import HandleCache, make_context
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.runner import HandleCache, make_context
 
     class Reading:
         calls = 0

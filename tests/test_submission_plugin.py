@@ -32,7 +32,7 @@ def plugin_env(tmp_path_factory):
 
 
 def biasboard(env, *args):
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "biasboard.harness.cli", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
+from biasboard.harness.cli import main
 from submission_fixtures import method_source, write_submission
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,8 +72,8 @@ def test_submit_usage_errors_exit_2(tmp_path, capsys):
 
 
 def test_official_matrix_plans_cells_for_every_kind_of_method():
-    from harness.commands.submission import official_matrix
-    from harness.matrix import Matrix, MethodSpec, plan
+    from biasboard.harness.commands.submission import official_matrix
+    from biasboard.harness.matrix import Matrix, MethodSpec, plan
 
     matrix = Matrix.load(official_matrix())
     assert [m.name for m in matrix.methods][0] == "none"

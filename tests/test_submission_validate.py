@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli import main
-from harness.submission import load_manifest, param_errors, scan_unsafe_loads, validate, validate_many
+from biasboard.harness.cli import main
+from biasboard.harness.submission import load_manifest, param_errors, scan_unsafe_loads, validate, validate_many
 from submission_fixtures import (GOOD_MANIFEST, NETWORK_CALL, NOISE_UNSEEDED, PICKLED_WEIGHTS, method_source,
                                  write_submission)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.errors import BiasboardError
-from tasks import synthetic_wiki
-from tasks.synthetic_wiki import WikiConfig, background_toxicity, generate, identity_toxicity
-from tasks.wordlists import IDENTITY_TERMS, word_pattern
+from biasboard.harness.errors import BiasboardError
+from biasboard.tasks import synthetic_wiki
+from biasboard.tasks.synthetic_wiki import WikiConfig, background_toxicity, generate, identity_toxicity
+from biasboard.tasks.wordlists import IDENTITY_TERMS, word_pattern
 
 
 @pytest.mark.parametrize("skew", [0.0, 0.5, 1.0, 2.0])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import BiasboardError
-from harness.specs import RunContext
-from harness.training import TextDataset, TrainConfig, finetune, predict
-from tasks import synthetic_bios
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.specs import RunContext
+from biasboard.harness.training import TextDataset, TrainConfig, finetune, predict
+from biasboard.tasks import synthetic_bios
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ OCC = ("nurse", "surgeon", "software_engineer")
 
 @pytest.fixture(scope="module")
 def handle():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny batches: one thread is as fast and never stalls on a shared machine
@@ -114,7 +114,7 @@ def test_regression_and_empty_data(handle, tmp_path):
 def test_clm_backbone_uses_last_token(handle, data, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.models.handles import ModelHandle
+    from biasboard.harness.models.handles import ModelHandle
 
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=handle.tokenizer.vocab_size, hidden_size=32, intermediate_size=64,

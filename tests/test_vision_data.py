@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.errors import DataError
-from tasks.vision_data import load_celeba, load_waterbirds, make_colored_digits
+from biasboard.harness.errors import DataError
+from biasboard.tasks.vision_data import load_celeba, load_waterbirds, make_colored_digits
 
 
 def _png(path, colour):

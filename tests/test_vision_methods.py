@@ -6,13 +6,13 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from harness.registry import METHODS
-from harness.specs import RunContext
-from submissions.debiasify import Debiasify, combine
-from submissions.debiasify.losses import (choose_clusters, cluster_mmd, kl_deep_shallow, median_bandwidth,
+from biasboard.harness.registry import METHODS
+from biasboard.harness.specs import RunContext
+from biasboard.submissions.debiasify import Debiasify, combine
+from biasboard.submissions.debiasify.losses import (choose_clusters, cluster_mmd, kl_deep_shallow, median_bandwidth,
                                           rbf_mmd2)
-from submissions.jtt import upsample_errors
-from submissions.vision_group_dro import VisionGroupDRO, group_dro_step
+from biasboard.submissions.jtt import upsample_errors
+from biasboard.submissions.vision_group_dro import VisionGroupDRO, group_dro_step
 
 
 def test_methods_registered_for_vision_only():

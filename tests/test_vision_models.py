@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import BiasboardError
-from harness.models import load_handle
-from harness.models.vision import ARCHS, ResNet18, build_backbone, builtin_handle
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.models import load_handle
+from biasboard.harness.models.vision import ARCHS, ResNet18, build_backbone, builtin_handle
 
 
 def test_resnet18_has_torchvision_layout():
@@ -48,8 +48,8 @@ def test_builtin_ids_resolve_through_load_handle():
 
 
 def test_predictions_do_not_depend_on_batch_size():
-    from harness.vision_training import CrossEntropy, TrainConfig, Trainer
-    from tasks.vision_data import make_colored_digits
+    from biasboard.harness.vision_training import CrossEntropy, TrainConfig, Trainer
+    from biasboard.tasks.vision_data import make_colored_digits
 
     h = builtin_handle("small-cnn")
     data = make_colored_digits(rho=0.9)

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from harness.models.vision import builtin_handle
-from harness.registry import METHODS, TASKS
-from harness.specs import RunContext
+from biasboard.harness.models.vision import builtin_handle
+from biasboard.harness.registry import METHODS, TASKS
+from biasboard.harness.specs import RunContext
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +55,14 @@ def test_every_method_gives_a_well_formed_result(cnn, method, params):
 
 
 def test_bad_selection_rule_is_a_usage_error(cnn):
-    from harness.errors import BiasboardError
+    from biasboard.harness.errors import BiasboardError
 
     with pytest.raises(BiasboardError, match="selection"):
         _run(cnn, "digits_rho90", selection="test_worst")
 
 
 def test_real_variants_say_where_data_is_missing(tmp_path, monkeypatch):
-    from harness.errors import DataError
+    from biasboard.harness.errors import DataError
 
     monkeypatch.setenv("BIASBOARD_DATA_DIR", str(tmp_path))
     task = TASKS.get("worst_group")()
@@ -78,7 +78,7 @@ def test_max_examples_smoke_run(cnn):
 
 
 def test_pretrained_backbone_trains_on_upsampled_digits():
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     h = load_handle("zoo:efficientnet-lite0")
     assert h.extras["min_input"] == 64   # 16x16 digits are upsampled before the ImageNet network

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cli import main
+from biasboard.harness.cli import main
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from harness.errors import DataError
-from tasks import synthetic_wiki, wiki_data
-from tasks.downstream_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
+from biasboard.harness.errors import DataError
+from biasboard.tasks import synthetic_wiki, wiki_data
+from biasboard.tasks.downstream_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
                                       error_rate_counts, hanley_mcneil_se, term_error_rates)
-from tasks.wiki_toxicity import score
+from biasboard.tasks.wiki_toxicity import score
 
 DATA = Path(os.environ.get("BIASBOARD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -152,7 +152,7 @@ def test_wikipedia_talk_reader(tmp_path):
     # rev 1: mean toxicity 2/3 > .5 -> toxic; rev 2: 1/2, not > .5 -> non-toxic
     assert parts["train"].labels == (1, 0) and parts["train"].texts[0] == "you are an idiot"
     assert len(parts["dev"]) == 1
-    from tasks.wordlists import IDENTITY_TERMS
+    from biasboard.tasks.wordlists import IDENTITY_TERMS
 
     assert wiki_data.with_identity_groups(parts["train"], IDENTITY_TERMS).groups == ("none", "identity")
     (tmp_path / "toxicity_annotations.tsv").unlink()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.registry import TASKS
-from harness.specs import RunContext
+from biasboard.harness.registry import TASKS
+from biasboard.harness.specs import RunContext
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.commands._common import default_store, guarded, load_store
-from harness.errors import BiasboardError
+from biasboard.harness.commands.support import default_store, one_line_errors, load_store
+from biasboard.harness.errors import BiasboardError
 
 
 def add_parser(subparsers) -> None:
@@ -57,9 +57,9 @@ def dump_baseline(doc: dict) -> str:
     return text + "\n"
 
 
-@guarded
+@one_line_errors
 def update(args) -> int:
-    from harness.regress import make_baseline
+    from biasboard.harness.regress import make_baseline
 
     tolerances = parse_tolerances(args.tolerance)
     store_path, records, examples = load_store(args.store)

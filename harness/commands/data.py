@@ -14,14 +14,14 @@ def add_parser(sub) -> None:
 
 
 def run_fetch(args) -> int:
-    from harness.data import fetch
+    from biasboard.harness.data import fetch
 
     fetch(args.task, force=args.force)
     return 0
 
 
 def run_where(args) -> int:
-    from harness.paths import data_dirs
+    from biasboard.harness.paths import data_dirs
 
     for d in data_dirs():
         print(d)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from harness.commands.common import add_output_args, results_table, store_path
+from biasboard.harness.commands.support import add_output_args, results_table, store_path
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
 def parse_params(items: list[str]) -> dict:
     import yaml
 
-    from harness.errors import BiasboardError
+    from biasboard.harness.errors import BiasboardError
 
     out = {}
     for item in items:
@@ -42,11 +42,11 @@ def parse_params(items: list[str]) -> dict:
 
 
 def run(args) -> int:
-    from harness.errors import UnsupportedError
-    from harness.matrix import Matrix, plan
-    from harness.registry import TASKS
-    from harness.runner import evaluate_cell
-    from harness.store import Store
+    from biasboard.harness.errors import UnsupportedError
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.registry import TASKS
+    from biasboard.harness.runner import evaluate_cell, record_plugin_meta
+    from biasboard.harness.store import Store
 
     model = {"id": args.model, **({"family": args.family} if args.family else {})}
     task_name, _, variant = args.task.partition(":")
@@ -64,6 +64,8 @@ def run(args) -> int:
         raise UnsupportedError(f"cannot evaluate {args.model} on {args.task} with {args.method}: {reasons}")
     cell = cells[0]
     store = None if args.no_cache else Store(store_path(args))
+    if store:
+        record_plugin_meta([cell], store)
     cached = store.get(cell.key) if store and not args.force else None
     if cached and cached.get("status") == "done":
         record, examples = cached, (store.examples(cell.key) if args.examples else [])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.commands._common import default_store, guarded
+from biasboard.harness.commands.support import default_store, one_line_errors
 
 
 def add_parser(subparsers) -> None:
@@ -15,9 +15,11 @@ def add_parser(subparsers) -> None:
     b.set_defaults(func=build)
 
 
-@guarded
+@one_line_errors
 def build(args) -> int:
-    from leaderboard.site import build as build_site
+    from biasboard.harness.plugins import site_builder
+
+    build_site = site_builder()
 
     store = Path(args.store) if args.store else default_store()
     out = Path(args.out) if args.out else store.parent / "site"

@@ -11,8 +11,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from harness.models.zoo import ZOO
-    from harness.registry import METHODS, TASKS
+    from biasboard.harness.models.zoo import ZOO
+    from biasboard.harness.registry import METHODS, TASKS
 
     if args.what == "tasks":
         rows = []

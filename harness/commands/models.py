@@ -11,8 +11,8 @@ def add_parser(sub) -> None:
 
 
 def run_pull(args) -> int:
-    from harness.models.handles import resolve_model
-    from harness.models.zoo import ZOO
+    from biasboard.harness.models.handles import resolve_model
+    from biasboard.harness.models.zoo import ZOO
 
     aliases = list(ZOO) if args.alias == "all" else [args.alias.removeprefix("zoo:")]
     for alias in aliases:

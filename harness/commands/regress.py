@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.commands._common import default_store, guarded, load_store
+from biasboard.harness.commands.support import default_store, one_line_errors, load_store
 
 
 def add_parser(subparsers) -> None:
@@ -22,10 +22,10 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-@guarded
+@one_line_errors
 def run(args) -> int:
-    from harness.regress import compare, load_baseline
-    from harness.regress_report import RENDERERS, render_text
+    from biasboard.harness.regress import compare, load_baseline
+    from biasboard.harness.regress_report import RENDERERS, render_text
 
     baseline = load_baseline(args.baseline)
     store_path, records, examples = load_store(args.store)
@@ -34,7 +34,7 @@ def run(args) -> int:
     text = render_text(report, verbose=args.verbose) if args.format == "text" else RENDERERS[args.format](report)
     if args.output:
         Path(args.output).write_text(text)
-        from harness.regress_report import summary
+        from biasboard.harness.regress_report import summary
 
         print(summary(report), file=sys.stderr)
     else:

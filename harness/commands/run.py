@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import sys
-from importlib import resources
 from pathlib import Path
 
-from harness.commands.common import add_output_args, results_table, store_path
+from biasboard.harness.commands.support import add_output_args, results_table, store_path
 
-EXECUTORS = {"local": "harness.runner:run_local"}
+EXECUTORS = {"local": "biasboard.harness.runner:run_local"}
 
 
 def add_parser(sub) -> None:
@@ -26,22 +25,26 @@ def add_parser(sub) -> None:
 
 
 def default_matrix() -> Path:
-    return Path(str(resources.files("leaderboard") / "matrices" / "quick.yaml"))
+    from biasboard.harness.plugins import packaged_matrix
+
+    return packaged_matrix("quick")
 
 
 def run(args) -> int:
-    from harness.matrix import Matrix, plan
-    from harness.store import Store
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.runner import record_plugin_meta
+    from biasboard.harness.store import Store
 
     matrix = Matrix.load(args.matrix or default_matrix())
     cells, skipped = plan(matrix)
     spath = store_path(args)
     store = Store(spath)
+    record_plugin_meta(cells, store)
     opts = matrix.options
     batch_size = args.batch_size or int(opts.get("batch_size", 32))
     print(f"matrix {matrix.name}: {len(cells)} cells ({len(skipped)} pairings skipped as unsupported)", file=sys.stderr)
     if args.executor == "local":
-        from harness.runner import run_local
+        from biasboard.harness.runner import run_local
 
         summary = run_local(cells, store, force=args.force, batch_size=batch_size,
                             n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
@@ -50,9 +53,9 @@ def run(args) -> int:
         import importlib
 
         try:
-            executor = importlib.import_module(f"harness.executors.{args.executor}")
+            executor = importlib.import_module(f"biasboard.harness.executors.{args.executor}")
         except ImportError:
-            from harness.errors import BiasboardError
+            from biasboard.harness.errors import BiasboardError
 
             raise BiasboardError(f"unknown executor {args.executor!r}; available: local, ray") from None
         summary = executor.run(cells, store, force=args.force, batch_size=batch_size,
@@ -80,9 +83,7 @@ def run(args) -> int:
 
 
 def _build_site(spath: Path, out: Path) -> Path | None:
-    try:
-        from leaderboard.site import build
-    except ImportError:
-        return None
-    build(spath, out)
+    from biasboard.harness.plugins import site_builder
+
+    site_builder()(spath, out)
     return out

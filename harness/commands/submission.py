@@ -11,9 +11,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from harness.commands._common import guarded
-from harness.commands.common import add_output_args, store_path
-from harness.errors import BiasboardError
+from biasboard.harness.commands.support import one_line_errors
+from biasboard.harness.commands.support import add_output_args, store_path
+from biasboard.harness.errors import BiasboardError
 
 TEMPLATE_NAME, TEMPLATE_CLASS = "my_method", "MyMethod"
 
@@ -51,11 +51,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=submit)
 
 
-@guarded
+@one_line_errors
 def new_method(args) -> int:
-    import submissions
-
-    from harness.registry import METHODS
+    from biasboard.harness.registry import METHODS
 
     name = args.name
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
@@ -66,7 +64,7 @@ def new_method(args) -> int:
     target = args.dir / name
     if target.exists():
         raise BiasboardError(f"{target} already exists")
-    template = Path(submissions.__file__).parent / "_template"
+    template = Path(str(resources.files("biasboard.submissions") / "_template"))  # package data, found by name
     cls_name = "".join(part.capitalize() for part in name.split("_"))
     target.mkdir(parents=True)
     for src in sorted(template.iterdir()):
@@ -79,9 +77,9 @@ def new_method(args) -> int:
     return 0
 
 
-@guarded
+@one_line_errors
 def validate(args) -> int:
-    from harness.submission import DEFAULT_TIMEOUT, validate_many
+    from biasboard.harness.submission import DEFAULT_TIMEOUT, validate_many
 
     checklists = validate_many(args.paths, timeout=args.timeout or DEFAULT_TIMEOUT, smoke=not args.no_smoke)
     if args.json:
@@ -92,7 +90,9 @@ def validate(args) -> int:
 
 
 def official_matrix() -> Path:
-    return Path(str(resources.files("leaderboard") / "matrices" / "official.yaml"))
+    from biasboard.harness.plugins import packaged_matrix
+
+    return packaged_matrix("official")
 
 
 def import_method(folder: Path, name: str):
@@ -100,8 +100,8 @@ def import_method(folder: Path, name: str):
     import importlib
     import inspect
 
-    from harness.registry import METHODS, include_path
-    from harness.submission_worker import _dotted_name
+    from biasboard.harness.registry import METHODS, include_path
+    from biasboard.harness.submission_worker import _dotted_name
 
     dotted = _dotted_name(folder.resolve())
     if dotted:
@@ -115,10 +115,10 @@ def import_method(folder: Path, name: str):
     return cls
 
 
-@guarded
+@one_line_errors
 def submit(args) -> int:
-    from harness.sandbox import guarded
-    from harness.submission import DEFAULT_TIMEOUT, load_manifest, validate
+    from biasboard.harness.sandbox import guarded
+    from biasboard.harness.submission import DEFAULT_TIMEOUT, load_manifest, validate
 
     folder = args.path
     if not folder.is_dir():
@@ -138,10 +138,10 @@ def submit(args) -> int:
 def _run_official(args, folder: Path, manifest: dict) -> int:
     from dataclasses import replace
 
-    from harness.matrix import Matrix, MethodSpec, plan
-    from harness.runner import run_local
-    from harness.store import Store
-    from harness.submission_report import build_report, render_report_markdown
+    from biasboard.harness.matrix import Matrix, MethodSpec, plan
+    from biasboard.harness.runner import record_plugin_meta, run_local
+    from biasboard.harness.store import Store
+    from biasboard.harness.submission_report import build_report, render_report_markdown
 
     name = manifest["name"]
     import_method(folder, name)
@@ -161,6 +161,7 @@ def _run_official(args, folder: Path, manifest: dict) -> int:
         raise BiasboardError(f"the matrix {matrix.name!r} has no cell {name} can run ({reasons or 'no pairing'})")
     spath = store_path(args)
     store = Store(spath)
+    record_plugin_meta(cells, store)
     opts = matrix.options
     print(f"submit {name}: {len(mine)} cells for the method, {len(cells) - len(mine)} reference cells "
           f"(matrix {matrix.name}; finished cells come from {spath})", file=sys.stderr)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import BiasboardError
-from harness.executors.resources import Resources, cell_resources
-from harness.matrix import Cell
-from harness.runner import RunSummary, _failure_record, pending_cells
-from harness.store import Store
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.executors.resources import Resources, cell_resources
+from biasboard.harness.matrix import Cell
+from biasboard.harness.runner import RunSummary, _failure_record, pending_cells
+from biasboard.harness.store import Store
 
 __all__ = ["run", "CellWorker", "local_cluster_env", "included_paths"]
 
@@ -67,8 +67,8 @@ class CellWorker:
     """Runs cells in a Ray worker process, keeping the loaded (and method-applied) model between cells."""
 
     def __init__(self, includes: list[str], settings: dict[str, Any]):
-        from harness.registry import include_path
-        from harness.runner import HandleCache
+        from biasboard.harness.registry import include_path
+        from biasboard.harness.runner import HandleCache
 
         for path in includes:
             include_path(path)
@@ -84,7 +84,7 @@ class CellWorker:
     def evaluate(self, cell: Cell) -> tuple[str, Any, Any]:
         """``("done", record, examples)`` or ``("failed", message, traceback)``: errors come back as values so
         the driver can tell a failing cell from a dying worker."""
-        from harness.runner import evaluate_cell
+        from biasboard.harness.runner import evaluate_cell
 
         self.cells += 1
         base = self.handles.base
@@ -100,9 +100,9 @@ class CellWorker:
 
 def _localise(cell: Cell) -> Cell:
     """The cell with model files found on this node, checked to be the weights and data the driver planned."""
-    from harness.matrix import data_digest
-    from harness.models.handles import resolve_model
-    from harness.registry import TASKS
+    from biasboard.harness.matrix import data_digest
+    from biasboard.harness.models.handles import resolve_model
+    from biasboard.harness.registry import TASKS
 
     model = cell.model
     if not Path(model.path).exists():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.errors import BiasboardError
+from biasboard.harness.errors import BiasboardError
 
 GiB = 1 << 30
 
@@ -79,7 +79,7 @@ def declared(obj: Any) -> Resources:
 
 def weights_bytes(path: Path) -> int:
     """Bytes of weight files at a model path (a file, or a folder of weight files)."""
-    from harness.models.handles import WEIGHT_PATTERNS
+    from biasboard.harness.models.handles import WEIGHT_PATTERNS
 
     path = Path(path)
     if path.is_file():
@@ -92,7 +92,7 @@ def weights_bytes(path: Path) -> int:
 def cell_resources(cell, *, override: Mapping[str, Any] | None = None) -> Resources:
     """Resources a worker needs for ``cell``: family default, weights size, task and method declarations, then
     ``override`` (e.g. ``{"num_gpus": 1}`` from the caller) replacing whatever it names."""
-    from harness.registry import METHODS, TASKS
+    from biasboard.harness.registry import METHODS, TASKS
 
     need = FAMILY_DEFAULTS.get(cell.model.family, Resources(memory=1 * GiB))
     need = need.union(Resources(num_cpus=0.0, memory=WEIGHTS_MEMORY_FACTOR * weights_bytes(cell.model.path)))

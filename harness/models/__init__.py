@@ -1,5 +1,5 @@
 """Models: the zoo of offline-packaged models, handles, and batched scoring primitives."""
-from harness.models.handles import ModelHandle, ModelSpec, load_handle, resolve_model
-from harness.models.zoo import ZOO, pull
+from biasboard.harness.models.handles import ModelHandle, ModelSpec, load_handle, resolve_model
+from biasboard.harness.models.zoo import ZOO, pull
 
 __all__ = ["ModelHandle", "ModelSpec", "ZOO", "load_handle", "pull", "resolve_model"]

@@ -7,82 +7,19 @@ primitives in ``harness.models.scoring`` on a handle; they never special-case ar
 """
 from __future__ import annotations
 
-import copy
 import json
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from harness.digest import file_sha256, files_sha256
-from harness.errors import BiasboardError, UnsupportedError
-from harness.models import zoo
-from harness.paths import cache_dir
-from harness.registry import FAMILIES
+from biasboard.harness.digest import file_sha256, files_sha256
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.models import zoo
+from biasboard.harness.paths import cache_dir
+from biasboard.harness.models.types import ModelHandle, ModelSpec, ResolvedModel
+from biasboard.harness.registry import FAMILIES
+
+__all__ = ["ModelHandle", "ModelSpec", "ResolvedModel", "load_handle", "resolve_model"]
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pth", "*.pt", "*.gguf", "*.npy")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the user asked for."""
-
-    id: str
-    """``zoo:<alias>``, a local folder, or a Hugging Face Hub id."""
-    family: str | None = None
-    """mlm, clm, encoder, wordvec or vision; inferred from the zoo or the config's architectures when omitted."""
-    revision: str | None = None
-    """Hub revision (branch, tag or commit) for hub ids."""
-    dtype: str = "float32"
-    """Torch dtype to load weights in."""
-
-    @classmethod
-    def parse(cls, value: "str | dict | ModelSpec") -> "ModelSpec":
-        if isinstance(value, ModelSpec):
-            return value
-        if isinstance(value, dict):
-            unknown = set(value) - {"id", "family", "revision", "dtype"}
-            if unknown or "id" not in value:
-                raise BiasboardError(f"model entry {value!r}: needs 'id'; allowed keys id, family, revision, dtype")
-            return cls(**value)
-        return cls(id=str(value))
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A spec resolved to local files."""
-
-    spec: ModelSpec
-    family: str
-    path: Path
-    fmt: str
-    weights_sha256: str
-
-
-@dataclass
-class ModelHandle:
-    """A loaded model with what tasks need; methods return new handles (never mutate the one they get)."""
-
-    id: str
-    family: str
-    model: Any
-    tokenizer: Any = None
-    weights_sha256: str = ""
-    """Digest of the base weights files the handle was loaded from."""
-    lineage: tuple[str, ...] = ()
-    """Methods applied so far, e.g. ``("perturb(sigma=0.01,seed=0)",)``."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Family-specific data (word vectors: ``vectors``, ``vocab``)."""
-
-    def derive(self, model: Any = None, step: str = "", **extras) -> "ModelHandle":
-        """A new handle sharing the tokenizer, with a new model and one more lineage step."""
-        merged = dict(self.extras)
-        merged.update(extras)
-        return replace(self, model=self.model if model is None else model,
-                       lineage=self.lineage + ((step,) if step else ()), extras=merged)
-
-    def clone_model(self):
-        """A deep copy of the torch module, for methods that change weights."""
-        return copy.deepcopy(self.model)
 
 
 def _family_from_config(path: Path) -> str:
@@ -113,7 +50,7 @@ def resolve_model(spec: "ModelSpec | str | dict") -> ResolvedModel:
     if spec.family is not None and spec.family not in FAMILIES:
         raise BiasboardError(f"model {spec.id!r}: unknown family {spec.family!r}; valid: {FAMILIES}")
     if spec.id.startswith("vision:"):
-        from harness.models.vision import resolve_builtin
+        from biasboard.harness.models.vision import resolve_builtin
 
         return resolve_builtin(spec)
     if spec.id.startswith("zoo:"):
@@ -129,7 +66,7 @@ def resolve_model(spec: "ModelSpec | str | dict") -> ResolvedModel:
         path = Path(snapshot_download(spec.id, revision=spec.revision,
                                       allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]))
     except Exception as exc:  # hub unreachable, unknown repo, auth: all end the same way for the user
-        from harness.models.zoo import ZOO
+        from biasboard.harness.models.zoo import ZOO
 
         raise BiasboardError(
             f"model {spec.id!r} is not a zoo alias, not a local folder, and could not be fetched from the "
@@ -186,13 +123,13 @@ def load_handle(spec: "ModelSpec | str | dict | ResolvedModel") -> ModelHandle:
     resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
     family = resolved.family
     if family == "wordvec":
-        from harness.models.wordvec import load_word_vectors
+        from biasboard.harness.models.wordvec import load_word_vectors
 
         vectors, vocab = load_word_vectors(resolved.path, resolved.fmt)
         return ModelHandle(resolved.spec.id, family, None, None, resolved.weights_sha256,
                            extras={"vectors": vectors, "vocab": vocab})
     if family == "vision":
-        from harness.models import vision
+        from biasboard.harness.models import vision
 
         return vision.load_vision_handle(resolved)
     import transformers

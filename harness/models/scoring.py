@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.errors import UnsupportedError
+from biasboard.harness.errors import UnsupportedError
 
 
 def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:

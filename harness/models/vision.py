@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.errors import BiasboardError, UnsupportedError
 
 BUILTIN_PREFIX = "vision:"
 
@@ -221,8 +221,8 @@ def _arch_of(resolved) -> str:
 
 def resolve_builtin(spec):
     """Resolve ``vision:<arch>`` (random init: no files; the digest names the architecture and torch version)."""
-    from harness.digest import json_sha256
-    from harness.models.handles import ResolvedModel, ModelSpec
+    from biasboard.harness.digest import json_sha256
+    from biasboard.harness.models.types import ModelSpec, ResolvedModel
 
     spec = ModelSpec.parse(spec)
     arch = spec.id[len(BUILTIN_PREFIX):]
@@ -235,7 +235,7 @@ def resolve_builtin(spec):
 
 def load_vision_handle(resolved):
     """A handle whose ``model`` maps images to per-stage pooled features; ``extras`` describe the stages."""
-    from harness.models.handles import ModelHandle
+    from biasboard.harness.models.types import ModelHandle
 
     arch = _arch_of(resolved)
     weights = None if resolved.fmt == "builtin" else Path(resolved.path)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import BiasboardError
+from biasboard.harness.errors import BiasboardError
 
 
 def load_word_vectors(path: Path, fmt: str) -> tuple[np.ndarray, dict[str, int]]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.errors import BiasboardError
-from harness.paths import cache_dir
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.paths import cache_dir
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import hashlib
 
 import torch
 
-from harness.errors import UnsupportedError
-from harness.registry import register_method
-from harness.specs import Method
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
 
 PAIRS = (("he", "she"), ("man", "woman"), ("his", "her"), ("him", "her"), ("boy", "girl"), ("father", "mother"),
          ("son", "daughter"), ("brother", "sister"), ("king", "queen"), ("male", "female"))

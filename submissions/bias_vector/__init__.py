@@ -20,13 +20,13 @@ from dataclasses import asdict
 
 import torch
 
-from harness.corpora import stereoset_stereotypes
-from harness.digest import json_sha256
-from harness.lm_finetune import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
-from harness.paths import cache_dir as default_cache_dir
-from harness.registry import register_method
-from harness.robust_losses import ErmObjective
-from harness.specs import Method
+from biasboard.harness.corpora import stereoset_stereotypes
+from biasboard.harness.digest import json_sha256
+from biasboard.harness.lm_finetune import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
+from biasboard.harness.paths import cache_dir as default_cache_dir
+from biasboard.harness.registry import register_method
+from biasboard.harness.robust_losses import ErmObjective
+from biasboard.harness.specs import Method
 
 VECTOR_VERSION = "1"
 

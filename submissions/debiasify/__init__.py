@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.registry import register_method
-from harness.specs import Method
-from submissions.debiasify.losses import choose_clusters, cluster_mmd, kl_deep_shallow
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
+from biasboard.submissions.debiasify.losses import choose_clusters, cluster_mmd, kl_deep_shallow
 
 ALPHA_ON = ("code", "paper")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.registry import register_method
-from harness.specs import Method
-from harness.vision_training import CrossEntropy
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
+from biasboard.harness.vision_training import CrossEntropy
 
 
 def upsample_errors(indices: np.ndarray, errors: np.ndarray, lambda_up: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The identity method: evaluates the model as it is (the reference row of every comparison)."""
-from harness.registry import FAMILIES, register_method
-from harness.specs import Method
+from biasboard.harness.registry import FAMILIES, register_method
+from biasboard.harness.specs import Method
 
 
 @register_method

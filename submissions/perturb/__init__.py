@@ -7,8 +7,8 @@ The paper leaves the scale open; METHODS.md suggests sigma in {0.01, 0.05, 0.1}.
 """
 import torch
 
-from harness.registry import register_method
-from harness.specs import Method
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
 
 
 def perturb_module(module: torch.nn.Module, *, sigma: float, seed: int) -> torch.nn.Module:

@@ -14,10 +14,10 @@ from collections import Counter
 
 import numpy as np
 
-from harness.errors import UnsupportedError
-from harness.registry import register_method
-from harness.specs import Method
-from tasks.wordlists import GENDER_PAIRS, words_of
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
+from biasboard.tasks.wordlists import GENDER_PAIRS, words_of
 
 _VECTORS: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
 
@@ -59,7 +59,7 @@ def top_proxies(scores: dict[str, float], n: int, exclude=()) -> list[str]:
 
 def _load(model_id: str):
     if model_id not in _VECTORS:
-        from harness.models import load_handle
+        from biasboard.harness.models import load_handle
 
         h = load_handle(model_id)
         if h.family != "wordvec":
@@ -80,7 +80,7 @@ class ProxyScrub(Method):
                 "Bolukbasi et al. 2016 (gender direction).")
 
     def transform_data(self, dataset, ctx):
-        from submissions.scrub import WORD_LISTS, scrub_dataset
+        from biasboard.submissions.scrub import WORD_LISTS, scrub_dataset
 
         if dataset.axis not in ("gender", ""):  # "" = no group axis (GLUE): measures the utility cost
             raise UnsupportedError(f"proxy_scrub defines a gender direction; the fine-tuning data are on the "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.registry import register_method
-from harness.specs import Method
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
 
 
 @register_method

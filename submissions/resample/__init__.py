@@ -10,9 +10,9 @@ from collections import Counter
 
 import numpy as np
 
-from harness.errors import BiasboardError, UnsupportedError
-from harness.registry import register_method
-from harness.specs import Method
+from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
 
 TARGETS = ("independent", "uniform")
 

@@ -9,9 +9,9 @@ paper, chosen here and switchable: G = number of bias types (``n_groups``), hard
 batch), reconstruction error averaged over dimensions. Fine-tuning splits 3bias / 6bias / 6bias_high are our
 HolisticBias reconstruction (``harness.corpora``).
 """
-from harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
-from harness.registry import register_method
-from submissions.topk_ae_dro import AE_PARAMS, ae_objective
+from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.registry import register_method
+from biasboard.submissions.topk_ae_dro import AE_PARAMS, ae_objective
 
 
 @register_method

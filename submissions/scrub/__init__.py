@@ -8,10 +8,10 @@ pre-trained, whose embeddings of the scrubbed words stay untrained).
 """
 from __future__ import annotations
 
-from harness.errors import UnsupportedError
-from harness.registry import register_method
-from harness.specs import Method
-from tasks.wordlists import FEMALE_NAMES, GENDER_WORDS, IDENTITY_TERMS, MALE_NAMES, remove_words, word_pattern
+from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
+from biasboard.tasks.wordlists import FEMALE_NAMES, GENDER_WORDS, IDENTITY_TERMS, MALE_NAMES, remove_words, word_pattern
 
 WORD_LISTS = {"gender": tuple(GENDER_WORDS) + FEMALE_NAMES + MALE_NAMES, "identity": IDENTITY_TERMS}
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.registry import register_method
-from harness.specs import Method
-from harness.vision_training import LossHook
+from biasboard.harness.registry import register_method
+from biasboard.harness.specs import Method
+from biasboard.harness.vision_training import LossHook
 
 
 def group_dro_step(losses: torch.Tensor, groups: torch.Tensor, q: torch.Tensor, *, eta: float,

@@ -14,8 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import crows_reference as ref  # noqa: E402
-from harness.specs import RunContext  # noqa: E402
-from tasks.crows_pairs import CrowsPairs, load_pairs  # noqa: E402
+from biasboard.harness.specs import RunContext  # noqa: E402
+from biasboard.tasks.crows_pairs import CrowsPairs, load_pairs  # noqa: E402
 
 N_PAIRS = 150
 

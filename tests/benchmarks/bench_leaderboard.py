@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from leaderboard_fixtures import crows_examples, crows_record, seat_record, stereoset_record  # noqa: E402
 
-from harness.regress import compare, make_baseline, parse_baseline  # noqa: E402
-from leaderboard.site import build_site  # noqa: E402
+from biasboard.harness.regress import compare, make_baseline, parse_baseline  # noqa: E402
+from biasboard.leaderboard.site import build_site  # noqa: E402
 
 N_PAIRS = 1508  # CrowS-Pairs size
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import lm_finetune as lf
-from harness.corpora import holistic_split
-from harness.robust_losses import ErmObjective, TopKAEObjective, inverse_frequency_weights
+from biasboard.harness import lm_finetune as lf
+from biasboard.harness.corpora import holistic_split
+from biasboard.harness.robust_losses import ErmObjective, TopKAEObjective, inverse_frequency_weights
 
 CORPUS = holistic_split("6bias_high", n_sentences=600, seed=0)
 

@@ -14,12 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ray_cluster import local_cluster  # noqa: E402  (first: loopback-only environment before Ray loads)
-from harness.matrix import Matrix, plan  # noqa: E402
-from harness.models import scoring  # noqa: E402
-from harness.runner import run_local  # noqa: E402
-from harness.specs import RunContext  # noqa: E402
-from harness.store import Store  # noqa: E402
-from tasks.crows_pairs import DATA, CrowsPairs, load_pairs  # noqa: E402
+from biasboard.harness.matrix import Matrix, plan  # noqa: E402
+from biasboard.harness.models import scoring  # noqa: E402
+from biasboard.harness.runner import run_local  # noqa: E402
+from biasboard.harness.specs import RunContext  # noqa: E402
+from biasboard.harness.store import Store  # noqa: E402
+from biasboard.tasks.crows_pairs import DATA, CrowsPairs, load_pairs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 N_PAIRS = int(os.environ.get("BENCH_PAIRS", "64"))
@@ -30,8 +30,8 @@ CELL_PAIRS = 8
                                            ("zoo:smollm2-135m", "causal_sum")])
 def test_bench_crows_throughput(benchmark, model, variant, request):
     """One CrowS-Pairs evaluation on the first N_PAIRS pairs (model loaded outside the timing)."""
-    from harness.data import find
-    from harness.models import load_handle
+    from biasboard.harness.data import find
+    from biasboard.harness.models import load_handle
 
     handle = load_handle(model)
     pairs = load_pairs(find(DATA, task="crows_pairs"))[:N_PAIRS]
@@ -76,7 +76,7 @@ def test_bench_matrix_local(benchmark, n, tmp_path):
 @pytest.mark.parametrize("n", [1, 4, 16])
 def test_bench_matrix_ray(benchmark, n, tmp_path, ray_cluster):
     """Includes starting the workers (each imports torch and loads the model), not starting the cluster."""
-    import harness.executors.ray as ray_executor
+    import biasboard.harness.executors.ray as ray_executor
 
     cells = _cells(n)
     stores = iter(range(10))

@@ -6,8 +6,8 @@ Figures: BENCHMARKS.md.
 """
 from __future__ import annotations
 
-from harness.specs import RunContext
-from tasks.stereoset import StereoSet
+from biasboard.harness.specs import RunContext
+from biasboard.tasks.stereoset import StereoSet
 
 N_SMOLLM = 150
 

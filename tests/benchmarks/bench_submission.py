@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.submission import load_manifest, scan_unsafe_loads, validate
+from biasboard.harness.submission import load_manifest, scan_unsafe_loads, validate
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "submissions" / "_template"
 

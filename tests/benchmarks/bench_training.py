@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from harness.specs import RunContext
-from harness.training import TrainConfig, finetune, predict
-from tasks import synthetic_bios
+from biasboard.harness.specs import RunContext
+from biasboard.harness.training import TrainConfig, finetune, predict
+from biasboard.tasks import synthetic_bios
 
 N_TRAIN = 512
 THREADS = 1  # the 2 cores are shared with other jobs; one intra-op thread avoids oversubscription stalls
@@ -30,7 +30,7 @@ def bios():
 def test_finetune_examples_per_second(benchmark, alias, bios, tmp_path):
     import torch
 
-    from harness.models import load_handle
+    from biasboard.harness.models import load_handle
 
     torch.set_num_threads(THREADS)
     handle = load_handle(f"zoo:{alias}")

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.models.vision import builtin_handle
-from harness.vision_training import CrossEntropy, TrainConfig, Trainer
-from submissions.debiasify.losses import choose_clusters
-from tasks.vision_data import make_colored_digits
+from biasboard.harness.models.vision import builtin_handle
+from biasboard.harness.vision_training import CrossEntropy, TrainConfig, Trainer
+from biasboard.submissions.debiasify.losses import choose_clusters
+from biasboard.tasks.vision_data import make_colored_digits
 
 
 @pytest.fixture(scope="module")

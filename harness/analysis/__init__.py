@@ -1,0 +1,1 @@
+"""Analyses over many cells of a results store (no model is loaded)."""
