@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.models.precision import compute_context
 
 
 def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
@@ -73,13 +74,14 @@ def masked_logprobs(handle, queries: Sequence[tuple[Sequence[int], Sequence[tupl
                 cols.append(pos)
                 targets.append(tgt)
         rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
-        if head is not None:
-            # Run the vocabulary head only where a prediction is needed: most of an MLM's cost on short
-            # sentences is the hidden x vocab projection at every position.
-            hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
-            picked = head(hidden[rows_t, cols_t].unsqueeze(1)).squeeze(1).float()
-        else:
-            picked = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t].float()
+        with compute_context(handle.precision):
+            if head is not None:
+                # Run the vocabulary head only where a prediction is needed: most of an MLM's cost on short
+                # sentences is the hidden x vocab projection at every position.
+                hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
+                picked = head(hidden[rows_t, cols_t].unsqueeze(1)).squeeze(1).float()
+            else:
+                picked = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t].float()
         lp = torch.log_softmax(picked, dim=-1).gather(1, torch.tensor(targets).unsqueeze(1)).squeeze(1).numpy()
         k = 0
         for qi in batch:
@@ -132,13 +134,30 @@ def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, batch_size:
     bar = tqdm(total=len(token_ids), desc="causal LM", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
         ids, mask = _pad([token_ids[i] for i in batch], pad)
-        logits = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[:, :-1].float()
+        with compute_context(handle.precision):
+            logits = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[:, :-1]
+        logits = logits.float()  # log-probabilities in float32 whatever the compute precision
         lp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2).numpy()
         for b, i in enumerate(batch):
             out[i] = lp[b, : len(token_ids[i]) - 1].astype(np.float64)
         bar.update(len(batch))
     bar.close()
     return out  # type: ignore[return-value]
+
+
+def continuation_logprobs(handle, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
+                          batch_size: int = 32, progress: bool = False) -> list[np.ndarray]:
+    """Causal LM: ``log P(c_j | context, c_<j)`` for every token of each continuation (the multiple-choice
+    log-likelihood of lm-evaluation-harness). Context and continuation are tokenized apart by the caller, so a
+    continuation's tokens do not depend on its context; each context needs at least one token."""
+    if len(contexts) != len(continuations):
+        raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
+    for i, (ctx, cont) in enumerate(zip(contexts, continuations)):
+        if not len(ctx) or not len(cont):
+            raise UnsupportedError(f"item {i}: context and continuation each need at least one token")
+    whole = [list(ctx) + list(cont) for ctx, cont in zip(contexts, continuations)]
+    lps = sequence_logprobs(handle, whole, batch_size=batch_size, progress=progress)
+    return [lp[len(lp) - len(cont):] for lp, cont in zip(lps, continuations)]
 
 
 POOLINGS = ("mean", "first", "last")
@@ -160,7 +179,8 @@ def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: i
     bar = tqdm(total=len(texts), desc="encode", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
         ids, mask = _pad([ids_list[i] for i in batch], pad)
-        res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **no_cache)
+        with compute_context(handle.precision):
+            res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **no_cache)
         hidden = res.hidden_states[layer].float()
         if pooling == "mean":
             m = mask.unsqueeze(-1).float()

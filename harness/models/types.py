@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from biasboard.harness.errors import BiasboardError
+from biasboard.harness.models.precision import resolve_dtype
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class ModelSpec:
     revision: str | None = None
     """Hub revision (branch, tag or commit) for hub ids."""
     dtype: str = "float32"
-    """Torch dtype to load weights in."""
+    """Precision: float32, bfloat16, float16, mixed-bf16 or auto (resolved at parse time; see models/precision)."""
 
     @classmethod
     def parse(cls, value: "str | dict | ModelSpec") -> "ModelSpec":
@@ -33,7 +34,8 @@ class ModelSpec:
             unknown = set(value) - {"id", "family", "revision", "dtype"}
             if unknown or "id" not in value:
                 raise BiasboardError(f"model entry {value!r}: needs 'id'; allowed keys id, family, revision, dtype")
-            return cls(**value)
+            spec = cls(**value)
+            return replace(spec, dtype=resolve_dtype(str(spec.dtype), where=f"model {spec.id!r} dtype"))
         return cls(id=str(value))
 
 
@@ -62,6 +64,8 @@ class ModelHandle:
     """Methods applied so far, e.g. ``("perturb(sigma=0.01,seed=0)",)``."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Family-specific data (word vectors: ``vectors``, ``vocab``)."""
+    precision: str = "float32"
+    """The resolved precision the model runs in; ``mixed-bf16`` makes the scoring primitives autocast."""
 
     def derive(self, model: Any = None, step: str = "", **extras) -> "ModelHandle":
         """A new handle sharing the tokenizer, with a new model and one more lineage step."""
