@@ -21,8 +21,8 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.tasks import bios_data
-from biasboard.tasks.downstream_metrics import (basic_ci, gaps_from_weights, percentile_ci, rms, tpr_gap_counts, tpr_gaps,
-                                      tpr_table, weighted_bootstrap)
+from biasboard.harness.stats import basic_ci, percentile_ci, weighted_bootstrap
+from biasboard.tasks.text_classifier_metrics import gaps_from_weights, rms, tpr_gap_counts, tpr_gaps, tpr_table
 from biasboard.tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, options, split, train_config,
                                    training_summary)
 

@@ -12,7 +12,7 @@ import numpy as np
 from biasboard.harness.errors import BiasboardError
 from biasboard.harness.specs import Metric
 from biasboard.harness.training import TextDataset, TrainConfig
-from biasboard.tasks.downstream_metrics import weighted_bootstrap_ci
+from biasboard.harness.stats import weighted_bootstrap_ci
 from biasboard.tasks.sampling import seeded_indices
 
 TRAIN_KEYS = ("epochs", "lr", "batch_size", "max_length", "patience", "evals_per_epoch", "pooling", "weight_decay",

@@ -22,7 +22,7 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.stats import bootstrap_ci
 from biasboard.harness.training import TextDataset, finetune, predict
-from biasboard.tasks.downstream_metrics import glue_scores
+from biasboard.tasks.text_classifier_metrics import glue_scores
 from biasboard.tasks.finetune_common import capped, options, split, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")

@@ -21,9 +21,9 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.training import TextDataset, finetune, predict, probabilities
 from biasboard.tasks import wiki_data
-from biasboard.tasks.downstream_metrics import (basic_ci, bias_aucs, equality_difference, equality_differences_from_weights,
-                                      error_rate_counts, hanley_mcneil_se, term_error_rates, weighted_bootstrap,
-                                      weighted_bootstrap_ci)
+from biasboard.harness.stats import basic_ci, hanley_mcneil_se, weighted_bootstrap, weighted_bootstrap_ci
+from biasboard.tasks.text_classifier_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
+                                                     error_rate_counts, term_error_rates)
 from biasboard.tasks.finetune_common import SYNTHETIC_NOTE, accuracy_metric, capped, options, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")

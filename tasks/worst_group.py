@@ -19,7 +19,7 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from biasboard.harness.stats import mean_ci
 from biasboard.harness.vision_training import SELECTION_RULES, CrossEntropy, LossHook, TrainConfig, Trainer
-from biasboard.tasks import group_metrics as gm
+from biasboard.tasks import worst_group_metrics as gm
 from biasboard.tasks import vision_data
 
 DIGITS = {"source": "digits", "epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam",

@@ -12,7 +12,7 @@ from biasboard.harness.errors import DataError
 from biasboard.harness.training import TextDataset
 from biasboard.tasks import bios_data, synthetic_bios
 from biasboard.tasks.bios import female_share_by_class, score
-from biasboard.tasks.downstream_metrics import gaps_from_weights, rms, tpr_gap_counts, tpr_gaps
+from biasboard.tasks.text_classifier_metrics import gaps_from_weights, rms, tpr_gap_counts, tpr_gaps
 
 
 def _dataset(labels, genders, names=("a", "b")):

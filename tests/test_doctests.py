@@ -22,7 +22,7 @@ def modules_with_examples() -> list[str]:
 
 def test_the_metric_modules_are_covered():
     found = set(modules_with_examples())
-    assert {"biasboard.tasks.metrics_seat", "biasboard.tasks.metrics_stereoset", "biasboard.tasks.stereoset_data", "biasboard.harness.stats",
+    assert {"biasboard.tasks.seat.metrics", "biasboard.tasks.stereoset.metrics", "biasboard.tasks.stereoset.data", "biasboard.harness.stats",
             "biasboard.harness.regress", "biasboard.leaderboard.ranking"} <= found
 
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from biasboard.harness.errors import DataError
-from biasboard.tasks.downstream_metrics import glue_scores
+from biasboard.tasks.text_classifier_metrics import glue_scores
 from biasboard.tasks.finetune_common import split
 from biasboard.tasks.glue import TASKS, read_local, score
 

@@ -102,7 +102,7 @@ def test_bias_vector_arithmetic_cache_and_leakage(splade, tmp_path):
     assert torch.allclose(pre[name] - p10[name], 10 * v, atol=1e-6)  # theta_pre - 10 V
     assert h1.extras["trained_on"] == ["stereoset"]
 
-    from biasboard.tasks.stereoset import StereoSet
+    from biasboard.tasks.stereoset.task import StereoSet
 
     res = StereoSet().evaluate(h1, "intrasentence", RunContext(seed=0, n_bootstrap=50, extra={"max_examples": 20}))
     assert res.flags["leakage"] is True and res.notes[0].startswith("LEAKAGE")

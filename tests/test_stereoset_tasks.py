@@ -9,9 +9,9 @@ from seat_reference import clm_sentence_reference, mlm_intrasentence_reference, 
 
 from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.specs import RunContext
-from biasboard.tasks import stereoset_scoring as sc
-from biasboard.tasks.stereoset import StereoSet, data_file
-from biasboard.tasks.stereoset_data import LABELS, load
+from biasboard.tasks.stereoset import scoring as sc
+from biasboard.tasks.stereoset.task import StereoSet, data_file
+from biasboard.tasks.stereoset.data import LABELS, load
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@ independent plain-numpy reference."""
 import numpy as np
 import pytest
 
-from biasboard.tasks import group_metrics as gm
+from biasboard.tasks import worst_group_metrics as gm
 
 # 10 examples, groups 0..3 (= y * 2 + a):
 #   group 0: 4 examples, 3 right   -> 75%

@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from biasboard.harness.errors import DataError
 from biasboard.tasks import synthetic_wiki, wiki_data
-from biasboard.tasks.downstream_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
-                                      error_rate_counts, hanley_mcneil_se, term_error_rates)
+from biasboard.harness.stats import hanley_mcneil_se
+from biasboard.tasks.text_classifier_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
+                                                     error_rate_counts, term_error_rates)
 from biasboard.tasks.wiki_toxicity import score
 
 DATA = Path(os.environ.get("BIASBOARD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from seat_reference import loop_p_value  # noqa: E402
 
 from biasboard.harness.specs import RunContext  # noqa: E402
-from biasboard.tasks import metrics_seat as ms  # noqa: E402
+from biasboard.tasks.seat import metrics as ms  # noqa: E402
 
 N_SAMPLES = 100_000
 
@@ -27,9 +27,9 @@ def _glove_weat1():
     """Real associations: weat1 (flowers / insects vs pleasant / unpleasant) on GloVe 6B 50d, 24 + 24 words."""
     from biasboard.harness.data import find
     from biasboard.harness.models import load_handle
-    from biasboard.tasks.seat import word_vector
-    from biasboard.tasks.seat_core import lookup_vectors
-    from biasboard.tasks.seat_data import load_test
+    from biasboard.tasks.seat.task import word_vector
+    from biasboard.tasks.seat.runner import lookup_vectors
+    from biasboard.tasks.seat.data import load_test
 
     prep = lookup_vectors(load_test(find("seat/weat1.jsonl")), word_vector(load_handle("zoo:glove-6b-50d")))
     cos = ms.cosine_matrix(np.vstack((prep.x, prep.y)), np.vstack((prep.a, prep.b)))
@@ -67,7 +67,7 @@ def test_permutation_loop(benchmark, case):
 
 
 def test_seat_all_tests_minilm(benchmark, minilm):
-    from biasboard.tasks.seat import Seat
+    from biasboard.tasks.seat.task import Seat
 
     res = benchmark.pedantic(Seat().evaluate, args=(minilm, "mean", RunContext(batch_size=64)), rounds=1,
                              iterations=1)

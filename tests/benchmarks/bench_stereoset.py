@@ -7,7 +7,7 @@ Figures: BENCHMARKS.md.
 from __future__ import annotations
 
 from biasboard.harness.specs import RunContext
-from biasboard.tasks.stereoset import StereoSet
+from biasboard.tasks.stereoset.task import StereoSet
 
 N_SMOLLM = 150
 

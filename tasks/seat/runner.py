@@ -15,9 +15,9 @@ from scipy import stats as sps
 
 from biasboard.harness.errors import BiasboardError
 from biasboard.harness.specs import Metric, RunContext, TaskResult
-from biasboard.harness.stats import holm
-from biasboard.tasks import metrics_seat as ms
-from biasboard.tasks.seat_data import SeatTest
+from biasboard.harness.stats import holm, percentile_ci
+from biasboard.tasks.seat import metrics as ms
+from biasboard.tasks.seat.data import SeatTest
 
 ALPHA = 0.01
 N_PERMUTATIONS = 100_000
@@ -68,7 +68,7 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
         reps[t.name] = ms.effect_size_bootstrap(cos, n_x, n_a, n_resamples=ctx.n_bootstrap, seed=seed)
         bias = next((b for b, names in bias_types.items() if t.name in names), "")
         rows.append({"id": t.name, "bias_type": bias, "effect_size": ms.effect_size(s, n_x),
-                     "ci95": list(ms.percentile_ci(reps[t.name])), "p_value": p, "exact_test": exact,
+                     "ci95": list(percentile_ci(reps[t.name], 0.95)), "p_value": p, "exact_test": exact,
                      "n_x": n_x, "n_y": len(prep.y), "n_a": n_a, "n_b": len(prep.b),
                      "categories": list(t.categories), "missing": prep.missing, "balanced_out": prep.balanced_out})
         if any(prep.missing.values()):
@@ -109,7 +109,7 @@ def _aggregates(members: list[dict], reps: dict[str, np.ndarray], m: int) -> dic
     values = [r["effect_size"] for r in members]
     boot = np.nanmean(np.abs(np.vstack([reps[r["id"]] for r in members])), axis=0)
     return {"mean_abs_effect_size": Metric(
-        ms.mean_abs(values), len(members), ideal=0.0, direction="min", ci95=ms.percentile_ci(boot),
+        ms.mean_abs(values), len(members), ideal=0.0, direction="min", ci95=percentile_ci(boot, 0.95),
         description=f"mean |effect size| over {len(members)} tests ({', '.join(r['id'] for r in members)}); "
                     "CI from resampling the words / sentences of every test")}
 

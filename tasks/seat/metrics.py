@@ -247,16 +247,6 @@ def effect_size_bootstrap(cos: np.ndarray, n_x: int, n_a: int, *, n_resamples: i
     return out
 
 
-def percentile_ci(replicates: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates (NaN replicates, from degenerate resamples, ignored).
-
-    >>> [round(v, 6) for v in percentile_ci(np.arange(101.))]
-    [2.5, 97.5]
-    """
-    lo, hi = np.nanpercentile(np.asarray(replicates, dtype=np.float64), [50 * (1 - confidence), 50 * (1 + confidence)])
-    return float(lo), float(hi)
-
-
 def mean_abs(values: Sequence[float]) -> float:
     """Mean absolute effect size, the SEAT aggregate of bias-bench and the Bias Vector paper.
 

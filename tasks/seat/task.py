@@ -12,7 +12,7 @@ any out-of-vocabulary word is dropped and reported. The permutation test needs |
 it), so when drops leave the target sets unequal, trailing entries of the larger set (file order) are dropped
 too and reported (GloVe 6B loses "gladiola", so weat1 drops the last insect, "weevil").
 
-Statistics: ``tasks.metrics_seat``. Headline: mean |effect size| over the gender, race and religion tests.
+Statistics: ``tasks.seat.metrics``. Headline: mean |effect size| over the gender, race and religion tests.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.models import scoring
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import RunContext, Task, TaskResult, Variant
-from biasboard.tasks.seat_core import lookup_vectors, run_tests
-from biasboard.tasks.seat_data import SeatTest, declare_sources, load_test, load_wefe_tests
+from biasboard.tasks.seat.runner import lookup_vectors, run_tests
+from biasboard.tasks.seat.data import SeatTest, declare_sources, load_test, load_wefe_tests
 
 CITATION_SEAT = ("May, Wang, Bordia, Bowman, Rudinger. On Measuring Social Biases in Sentence Encoders. NAACL 2019; "
                  "Meade, Poole-Dayan, Reddy. An Empirical Survey of the Effectiveness of Debiasing Techniques for "

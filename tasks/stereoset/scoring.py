@@ -23,7 +23,7 @@ import numpy as np
 
 from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.models import scoring
-from biasboard.tasks.stereoset_data import LABELS, Cluster
+from biasboard.tasks.stereoset.data import LABELS, Cluster
 
 
 def start_token_id(tokenizer) -> int:

@@ -1,8 +1,9 @@
 """Pure metric functions for the downstream tasks (BIOS, WIKI toxicity, GLUE).
 
 Group metrics go through fairlearn's ``MetricFrame``; AUCs and GLUE scores through scikit-learn and scipy. The
-bootstrap works on resampling weights (each resample is a vector of multiplicities), which keeps count-based
-metrics one matrix product per chunk of resamples even on the 77k madlibs.
+``*_from_weights`` statistics take resampling weights for ``harness.stats.weighted_bootstrap`` (each resample is a
+vector of multiplicities), which keeps count-based metrics one matrix product per chunk of resamples even on the
+77k madlibs. (Worst-group accuracy of the vision tasks: ``tasks.worst_group_metrics``.)
 """
 from __future__ import annotations
 
@@ -13,63 +14,6 @@ import numpy as np
 from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
-
-
-# ---------------------------------------------------------------- bootstrap on resampling weights
-def weighted_bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, *, n_resamples: int = 1000,
-                       seed: int = 0, chunk: int = 50) -> np.ndarray:
-    """Values of ``stat`` on ``n_resamples`` resamples of the n examples, drawn with replacement.
-
-    ``stat(W)`` gets multiplicities ``W`` of shape ``(r, n)`` (row sums n) and returns ``r`` values or an ``(r, m)``
-    array; the full-sample value is ``stat(np.ones((1, n)))``. Returns ``(n_resamples,)`` or ``(n_resamples, m)``.
-    """
-    rng = np.random.default_rng(seed)
-    values = []
-    for start in range(0, n_resamples, chunk):
-        r = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(r, n))
-        W = np.zeros((r, n))
-        for k in range(r):
-            W[k] = np.bincount(idx[k], minlength=n)
-        values.append(np.asarray(stat(W), dtype=float))
-    return np.concatenate(values)
-
-
-def percentile_ci(samples: np.ndarray) -> tuple:
-    """2.5th and 97.5th percentiles along axis 0, ignoring NaN resamples (a group absent from a resample)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
-    if np.ndim(lo) == 0:
-        return float(lo), float(hi)
-    return lo, hi
-
-
-def basic_ci(point: float, samples: np.ndarray, *, floor: float | None = 0.0) -> tuple[float, float]:
-    """Reverse-percentile ("basic") 95% interval ``(2*point - q97.5, 2*point - q2.5)``, floored.
-
-    Why: an RMS of noisy gaps is biased upward under resampling, so the plain percentile interval can miss the
-    point estimate; the basic interval reflects the bootstrap distribution around it instead.
-    >>> [round(v, 6) for v in basic_ci(1.0, np.array([1.0, 1.5, 2.0]))]  # q2.5 = 1.025, q97.5 = 1.975
-    [0.025, 0.975]
-    """
-    lo, hi = percentile_ci(np.asarray(samples, dtype=float))
-    out = (2 * point - hi, 2 * point - lo)
-    return (max(out[0], floor), max(out[1], floor)) if floor is not None else out
-
-
-def weighted_bootstrap_ci(stat: Callable[[np.ndarray], np.ndarray], n: int, *, n_resamples: int = 1000,
-                          seed: int = 0, chunk: int = 50) -> tuple[float, float]:
-    """Percentile 95% CI of a scalar ``stat`` (see ``weighted_bootstrap``).
-
-    >>> lo, hi = weighted_bootstrap_ci(lambda W: W @ np.r_[np.zeros(50), np.ones(50)] / 100, 100, seed=1)
-    >>> 0.35 < lo < 0.5 < hi < 0.65
-    True
-    """
-    if n < 2:
-        v = float(np.asarray(stat(np.ones((1, max(n, 1))))).ravel()[0])
-        return v, v
-    return percentile_ci(weighted_bootstrap(stat, n, n_resamples=n_resamples, seed=seed, chunk=chunk))
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -222,20 +166,6 @@ def bias_aucs(y_true: Sequence[int], scores: Sequence[float], in_group: Sequence
     return {"subgroup_auc": _auc(y[g], s[g]), "bpsn_auc": _auc(y[bpsn], s[bpsn]), "bnsp_auc": _auc(y[bnsp], s[bnsp]),
             "n_sub_pos": int((g & (y == 1)).sum()), "n_sub_neg": int((g & (y == 0)).sum()),
             "n_bpsn": int(bpsn.sum()), "n_bnsp": int(bnsp.sum())}
-
-
-def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of an AUC (Hanley & McNeil 1982), used for per-term AUC intervals.
-
-    Worked: Q1 = .8/1.2 = .6667, Q2 = 1.28/1.8 = .7111; var = (.16 + 49*.02667 + 49*.07111) / 2500 = .001980.
-    >>> round(hanley_mcneil_se(0.8, 50, 50), 4)
-    0.0445
-    """
-    if not (n_pos and n_neg) or not np.isfinite(auc):
-        return float("nan")
-    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2)) / (n_pos * n_neg)
-    return float(np.sqrt(max(var, 0.0)))
 
 
 def power_mean(values: Sequence[float], p: float = -5.0) -> float:
