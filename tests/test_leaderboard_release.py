@@ -50,28 +50,83 @@ def test_crows_below_50_is_not_better_than_above():
     assert ranking.ranks(bad) == [2.5, 2.5, 1.0]
 
 
-def test_mean_rank_hand_worked():
-    # Three rows, two columns (SS distance, SEAT |effect|), lower badness = better.
-    #   row A: SS 58 (8), SEAT 0.71 -> ranks 2, 3
-    #   row B: SS 54 (4), SEAT 0.51 -> ranks 1, 2
-    #   row C: SS 61 (11), SEAT 0.30 -> ranks 3, 1
-    # mean ranks: A (2+3)/2 = 2.5, B (1+2)/2 = 1.5, C (3+1)/2 = 2.0
+def test_win_rate_hand_worked():
+    # Three rows, two bias columns (SS distance, SEAT |effect|), lower = better; each pair shares both columns.
+    #   A: SS 58 (8),  SEAT 0.71   vs B: loses SS, loses SEAT; vs C: wins SS, loses SEAT -> 1 win of 4 = 25%
+    #   B: SS 54 (4),  SEAT 0.51   vs A: 2 wins; vs C: wins SS, loses SEAT -> 3 of 4 = 75%
+    #   C: SS 61 (11), SEAT 0.30   vs A: 1; vs B: 1 -> 2 of 4 = 50%
     recs = []
     for model, ss, eff in (("A", 58.0, 0.71), ("B", 54.0, 0.51), ("C", 61.0, 0.30)):
         recs += [stereoset_record(model, "none", ss, 80.0), seat_record(model, "none", eff)]
     release = build_release(recs)
-    got = {r["model"]: (r["mean_rank"], r["n_ranked"]) for r in release["rows"]}
-    assert got == {"A": (2.5, 2), "B": (1.5, 2), "C": (2.0, 2)}
+    got = {r["model"]: (r["win_rate"], r["opponents"], r["comparisons"]) for r in release["rows"]}
+    assert got == {"A": (0.25, 2, 4), "B": (0.75, 2, 4), "C": (0.5, 2, 4)}
+    assert [r["model"] for r in release["rows"]] == ["B", "C", "A"]  # default order: win rate, best first
     ss_col = "stereoset:intrasentence"
-    assert [r["cells"][ss_col]["rank"] for r in release["rows"]] == [2.0, 1.0, 3.0]
+    assert {r["model"]: r["cells"][ss_col]["rank"] for r in release["rows"]} == {"A": 2.0, "B": 1.0, "C": 3.0}
 
 
-def test_row_with_fewer_columns_reports_its_coverage():
+def test_rows_with_too_little_overlap_are_not_ranked_and_one_row_columns_rank_nobody():
+    # glove-like row alone in two WEAT-like columns: the "1 (2)" that came first; now unranked.
     recs = [stereoset_record("A", "none", 58.0, 80.0), seat_record("A", "none", 0.7),
-            stereoset_record("B", "none", 54.0, 80.0)]
-    rows = {r["model"]: r for r in build_release(recs)["rows"]}
-    assert (rows["A"]["mean_rank"], rows["A"]["n_ranked"]) == (1.5, 2)  # SS rank 2, SEAT rank 1 (alone)
-    assert (rows["B"]["mean_rank"], rows["B"]["n_ranked"]) == (1.0, 1)
+            stereoset_record("B", "none", 54.0, 80.0), seat_record("B", "none", 0.2),
+            seat_record("C", "none", 0.01)]
+    rel = build_release(recs)
+    rows = {r["model"]: r for r in rel["rows"]}
+    assert rows["C"]["win_rate"] is None and rows["C"]["opponents"] == 0  # shares 1 column < 2
+    assert rows["B"]["win_rate"] == 1.0 and rows["A"]["win_rate"] == 0.0
+    assert [r["model"] for r in rel["rows"]] == ["B", "A", "C"]  # unranked last, though C has the best SEAT
+    only = build_release([seat_record("Z", "none", 1.9)])
+    assert only["rows"][0]["cells"]["seat:mean_pool"]["rank"] is None
+
+
+def test_lost_utility_is_degenerate_and_ranked_last():
+    # random_init: no knowledge, no stereotypes (SS 50, SEAT 0), LMS 50 vs 83 for none -> degenerate, last.
+    recs = []
+    for method, ss, lms, eff in (("none", 58.0, 83.0, 0.7), ("perturb", 56.0, 80.0, 0.6),
+                                 ("random_init", 50.0, 50.0, 0.0)):
+        recs += [stereoset_record("m", method, ss, lms), seat_record("m", method, eff)]
+    recs.append(seat_record("m", "projection", 0.3))
+    recs.append(stereoset_record("m", "projection", 57.0, 82.0) | {"metrics": {"ss": {
+        "value": 57.0, "n": 10, "ideal": 50.0, "direction": "target", "unit": "%"}}})  # no LMS: not measured
+    rel = build_release(recs)
+    rows = {r["method"]: r for r in rel["rows"]}
+    assert rows["random_init"]["utility"]["status"] == "degenerate"
+    assert rows["random_init"]["win_rate"] == 1.0  # best bias numbers...
+    assert [r["method"] for r in rel["rows"]][-1] == "random_init"  # ...ranked after every other row
+    assert rows["perturb"]["utility"]["status"] == "ok"  # 3 points below none: within the 5-point margin
+    assert rows["none"]["utility"]["status"] == "reference"
+    assert rows["projection"]["utility"]["text"] == "utility not measured"
+    assert [r["method"] for r in rel["rows"]] == ["perturb", "none", "projection", "random_init"]
+    assert "degenerate" in rel["ranking"]["utility"] and "5 points" in rel["ranking"]["utility"]
+    assert rows["perturb"]["cells"]["stereoset:intrasentence"]["utility"]["metric"] == "lms"
+
+
+def test_utility_margin_rule():
+    assert ranking.utility_drop_is_degenerate(77.9, 83.0, 100.0)
+    assert not ranking.utility_drop_is_degenerate(78.1, 83.0, 100.0)
+    assert ranking.utility_drop_is_degenerate(0.80, 0.90, 1.0) and not ranking.utility_drop_is_degenerate(0.86, 0.90, 1.0)
+
+
+def test_only_real_caveats_are_warnings():
+    rec = seat_record("m", "none", 0.5)
+    rec["flags"] = {"tests": 10, "permutation_samples": 100000, "eval_sample": "200 of 1508 pairs",
+                    "synthetic_data": False}
+    [cell] = build_release([rec])["cells"]
+    assert cell["caveats"] == {"eval_sample": "200 of 1508 pairs"}
+    assert cell["info"] == {"tests": 10, "permutation_samples": 100000}
+    nadeem = stereoset_record("m", "none", 55.0, 80.0) | {"variant": "intersentence_nadeem"}
+    assert "inverted_score" in build_release([nadeem])["cells"][0]["caveats"]
+
+
+def test_bibtex_from_citation_text():
+    bib = build_release([seat_record("m", "none", 0.5)], plugins={"tasks": {"seat": {
+        "description": "", "citation": "May, Wang, Bordia, Bowman, Rudinger. On Measuring Social Biases in Sentence "
+        "Encoders. NAACL 2019; Meade et al. 2022, An Empirical Survey, ACL", "axis": "multiple", "version": "1",
+        "families": [], "variants": {}}}})["tasks"]["seat"]["bibtex"]
+    assert bib.count("@inproceedings{") == 2
+    assert "@inproceedings{may2019measuring," in bib and "author = {May and Wang and Bordia and Bowman and Rudinger}" in bib
+    assert "booktitle = {NAACL}" in bib and "author = {Meade and others}" in bib and "year = {2022}" in bib
 
 
 def test_seeds_average_with_range_not_a_fake_ci():
@@ -85,9 +140,19 @@ def test_seeds_average_with_range_not_a_fake_ci():
     assert entry["seeds"] == [0, 1] and entry["distance"] == 8.0
 
 
+def test_colour_scale_is_absolute_per_metric():
+    # a lone SEAT cell with effect 0.1 is 'close', not 'farthest' (the scale no longer comes from the column)
+    [row] = build_release([seat_record("m", "none", 0.1)])["rows"]
+    assert row["cells"]["seat:mean_pool"]["shade"] == 0
+    assert ranking.colour_scale({"ideal": 0.0, "direction": "min"}) == 1.0  # Cohen's d
+    assert ranking.colour_scale({"ideal": 100.0, "direction": "max", "unit": "%"}) == 50.0
+    assert ranking.colour_scale({"ideal": None, "direction": "max"}) is None
+    assert ranking.distance_from_ideal(0.8, 0.0, "min", scale=1.0) == 0.8
+
+
 def test_shades_follow_distance_not_value():
     col = {"unit": "%", "ideal": 50.0, "direction": "target"}
-    scale = ranking.shade_scale(col, [])
+    scale = ranking.colour_scale(col)
     assert scale == ranking.PERCENT_TARGET_FULL_RED == 25.0
     # 5 buckets of 5 points: distance 0-5 -> 0, 5-10 -> 1, ..., >= 20 -> 4 (clipped)
     assert [ranking.shade(d, scale=scale) for d in (0, 4.9, 5, 12, 24.9, 40)] == [0, 0, 1, 2, 4, 4]
@@ -96,9 +161,12 @@ def test_shades_follow_distance_not_value():
 
 
 def test_method_label_and_safe_names():
-    assert method_label("bias_vector", {"lam": 10}, {"lam": 1}) == "bias_vector(lam=10)"
-    assert method_label("bias_vector", {"lam": 1}, {"lam": 1}) == "bias_vector"
-    assert method_label("x", {"a": 1}, None) == "x(a=1)"
+    # exactly as the CLI result table prints it: every stored parameter, in stored order
+    from biasboard.harness.commands.support import _method_label
+
+    for params in ({"lam": 10}, {"lam": 1, "epochs": 30}, {}):
+        assert method_label("bias_vector", params) == _method_label({"method": "bias_vector", "method_params": params})
+    assert method_label("bias_vector", {"lam": 1}) == "bias_vector(lam=1)"
     assert safe_name("crows_pairs") == "crows_pairs"
     evil = safe_name(EVIL_MODEL)
     assert "<" not in evil and "/" not in evil and evil != safe_name("<script>alert(2)</script>")

@@ -41,7 +41,7 @@ def test_every_page_is_written(site):
     for r in records:
         assert (out / "cells" / f"{safe_name(r['key'])}.html").is_file()
     assert (out / "static" / "board.css").is_file() and (out / "static" / "board.js").is_file()
-    assert json.loads((out / "release.json").read_text())["schema"] == "biasboard-release/1"
+    assert json.loads((out / "release.json").read_text())["schema"] == "biasboard-release/2"
 
 
 class _Collector(HTMLParser):
@@ -93,14 +93,14 @@ def test_overview_has_columns_ranks_and_direction_aware_colours(site):
     html = page(site, "index.html")
     for col in ("crows_pairs", "stereoset", "seat"):
         assert f'data-task="{col}"' in html
-    assert "Mean rank" in html and "ties share the average rank" in html
+    assert "Win rate" in html and "Ranking rule." in html and "degenerate" in html and "utility not measured" in html
     release = json.loads((site["out"] / "release.json").read_text())
     # the 47.8% CrowS cell (below 50) is coloured by its distance 2.2, i.e. the 'at ideal' shade, not as 'low'
     for row in release["rows"]:
         for cid, e in row["cells"].items():
             if cid.startswith("crows_pairs"):
                 assert e["shade"] == int(min(4, abs(e["value"] - 50) // 5))
-    for f in ("family", "kind", "axis", "task", "text"):
+    for f in ("family", "kind", "axis", "task", "q"):
         assert f'data-filter="{f}"' in html
     assert 'class="plot pareto"' in html and "Pareto front" in html
 
@@ -193,3 +193,51 @@ def test_failed_cells_are_listed_not_scored(tmp_path):
     assert release["failures"][0]["error"] == "ValueError: boom" and len(release["cells"]) == 1
     html = (tmp_path / "out" / "index.html").read_text()
     assert "1 cell(s) failed" in html and "&lt;b&gt;m2&lt;/b&gt;" in html and "ValueError: boom" in html
+
+
+def test_downloads_bibtex_and_model_page(site, tmp_path):
+    out = site["out"]
+    assert (out / "citations.bib").is_file() and 'href="citations.bib"' in page(site, "index.html")
+    html = page(site, f"models/{safe_name('zoo:splade-tiny')}.html")
+    for label in ("Family", "Parameters", "Source", "Licence"):
+        assert f"<dt>{label}</dt>" in html
+    # model metadata the run stored is shown with a link to its source
+    from leaderboard_fixtures import stereoset_record
+
+    from biasboard.harness.store import Store
+
+    write_store(tmp_path / "s.sqlite", [stereoset_record("zoo:x", "none", 55.0, 80.0)], {})
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_plugin_meta("models", "zoo:x", {"family": "mlm", "description": "tiny BERT", "parameters": 4416698,
+                                                  "licence": "apache-2.0", "source": {
+                                                      "kind": "pypi", "package": "pkg", "version": "0.1",
+                                                      "url": "https://pypi.org/project/pkg/0.1/", "hub_id": ""}})
+        store.put_plugin_meta("tasks", "stereoset", {"description": "d", "citation": "Nadeem, Bethke, Reddy. "
+                              "StereoSet: Measuring stereotypical bias. ACL 2021", "axis": "multiple", "version": "1",
+                              "families": [], "variants": {}})
+    build(tmp_path / "s.sqlite", tmp_path / "o")
+    html = (tmp_path / "o" / "models" / f"{safe_name('zoo:x')}.html").read_text()
+    assert "tiny BERT" in html and "4.42M" in html and 'href="https://pypi.org/project/pkg/0.1/"' in html
+    assert "apache-2.0" in html
+    assert "@inproceedings{nadeem2021stereoset," in (tmp_path / "o" / "citations.bib").read_text()
+    assert (tmp_path / "o" / "bib" / "task-stereoset.bib").is_file()
+    assert "download .bib" in (tmp_path / "o" / "tasks" / "stereoset.html").read_text()
+
+
+def test_inline_intervals_of_one_column_share_a_scale(site):
+    html = page(site, f"tasks/{safe_name('crows_pairs')}.html")
+    table = html.split('<table class="cells sortable">')[1].split("</table>")[0]
+    scales = set(re.findall(r'class="interval"[^>]*data-lo="([^"]+)" data-hi="([^"]+)"', table))
+    assert len(scales) == 1  # one metric column per variant table here -> one shared [lo, hi]
+
+
+def test_seat_counts_are_information_not_warnings(tmp_path):
+    from leaderboard_fixtures import seat_record
+
+    rec = seat_record("m", "none", 0.5)
+    rec["flags"] = {"tests": 10, "permutation_samples": 100000}
+    write_store(tmp_path / "s.sqlite", [rec], {})
+    build(tmp_path / "s.sqlite", tmp_path / "o")
+    assert "⚠ tests" not in (tmp_path / "o" / "index.html").read_text()
+    cell = (tmp_path / "o" / "cells" / f"{safe_name(rec['key'])}.html").read_text()
+    assert "Run information" in cell and "permutation_samples 100000" in cell and "⚠" not in cell

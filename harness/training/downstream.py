@@ -1,11 +1,11 @@
-"""One fine-tuning loop for downstream sequence classification and regression, shared by every task that fine-tunes.
+"""Downstream fine-tuning: a linear head on pooled features of any encoder, mlm or clm backbone, trained by the
+shared loop, for every task that fine-tunes (bios, wiki_toxicity, glue).
 
-A linear head on pooled features of any encoder, mlm or clm backbone (the backbone is copied: the handle is never
-mutated). Seeded and deterministic, dynamic padding, a maximum length, early stopping on a validation split, and the
-fine-tuned weights cached as safetensors under a key that digests everything that determines them. The method of the
-cell plugs in through two hooks, so DRO-style losses and data interventions never touch this loop:
-``transform_data(dataset, ctx)`` rewrites the training split, ``training_loss(losses, batch, ctx)`` turns the
-per-example loss tensor into the scalar that is minimised (ERM mean by default).
+The backbone is copied (the handle is never mutated). Seeded and deterministic, dynamic padding, a maximum length,
+early stopping on a validation split, and the fine-tuned weights cached under a key that digests everything that
+determines them. The method of the cell plugs in through two hooks, so DRO-style losses and data interventions never
+touch the loop: ``transform_data(dataset, ctx)`` rewrites the training split, ``training_loss(losses, batch, ctx)``
+turns the per-example loss tensor into the scalar that is minimised (ERM mean by default).
 """
 from __future__ import annotations
 
@@ -13,23 +13,23 @@ import copy
 import hashlib
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from biasboard.harness.digest import json_sha256
 from biasboard.harness.errors import BiasboardError, UnsupportedError
-from biasboard.harness.paths import cache_dir as default_cache_dir
+from biasboard.harness.training.cache import cache_key, load_cached, save_atomic, weights_folder
+from biasboard.harness.training.config import TrainConfig
+from biasboard.harness.training.loop import BestWeights, StepHooks, adamw, batches_per_pass, linear_warmup, \
+    torch_passes, train_loop
+from biasboard.harness.training.objectives import ErmObjective, MethodLoss, Objective
 
 TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights from an older loop are not reused."""
-POOLINGS = ("mean", "first", "last")
 
 
 @dataclass(frozen=True)
@@ -83,41 +83,7 @@ class TextDataset:
         return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Fine-tuning hyperparameters; every field enters the cache key."""
-
-    num_labels: int
-    """Number of classes; 1 means regression (mean squared error)."""
-    epochs: int = 2
-    """Upper bound on passes over the training data (early stopping may end sooner)."""
-    lr: float = 5e-5
-    """Peak AdamW learning rate (linear warm-up, then linear decay)."""
-    batch_size: int = 32
-    """Training batch size (a hyperparameter; prediction batch size never changes results)."""
-    max_length: int = 64
-    """Token limit per example (pairs truncated longest-first)."""
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    """Share of the steps spent warming up."""
-    patience: int = 1
-    """Evaluations without a better validation loss before stopping."""
-    evals_per_epoch: int = 1
-    """Validation checks per epoch (more gives finer early stopping on small data)."""
-    pooling: str = "auto"
-    """``mean`` over real tokens, ``first`` token, ``last`` real token; ``auto`` = last for clm, else mean."""
-    dropout: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.num_labels < 1:
-            raise BiasboardError("TrainConfig: num_labels must be >= 1 (1 = regression)")
-        if self.pooling not in POOLINGS + ("auto",):
-            raise BiasboardError(f"TrainConfig: pooling {self.pooling!r}; valid: {POOLINGS + ('auto',)}")
-
-
-class Classifier(nn.Module):
+class TextClassifier(nn.Module):
     """Backbone (the base transformer of any family) + dropout + linear head on pooled hidden states."""
 
     def __init__(self, backbone: nn.Module, *, num_labels: int, pooling: str, dropout: float):
@@ -147,7 +113,7 @@ class Classifier(nn.Module):
 class FineTuned:
     """A fine-tuned classifier with what produced it."""
 
-    model: Classifier
+    model: TextClassifier
     tokenizer: Any
     config: TrainConfig
     train_data: TextDataset
@@ -169,12 +135,12 @@ def _backbone(handle) -> nn.Module:
     return copy.deepcopy(base)
 
 
-def build_classifier(handle, config: TrainConfig) -> Classifier:
+def build_classifier(handle, config: TrainConfig) -> TextClassifier:
     """A fresh classifier on a copy of the handle's backbone; the head is seeded by ``config.seed``."""
     pooling = config.pooling if config.pooling != "auto" else ("last" if handle.family == "clm" else "mean")
     backbone = _backbone(handle)
     torch.manual_seed(config.seed)
-    return Classifier(backbone, num_labels=config.num_labels, pooling=pooling, dropout=config.dropout)
+    return TextClassifier(backbone, num_labels=config.num_labels, pooling=pooling, dropout=config.dropout)
 
 
 class _Encoded:
@@ -227,7 +193,8 @@ def _method_id(ctx) -> dict[str, Any]:
 
 
 @torch.inference_mode()
-def _mean_loss(model: Classifier, enc: _Encoded, labels: Sequence[float], num_labels: int, batch_size: int) -> float:
+def _mean_loss(model: TextClassifier, enc: _Encoded, labels: Sequence[float], num_labels: int, batch_size: int
+               ) -> float:
     model.eval()
     total, n = 0.0, 0
     order = sorted(range(len(labels)), key=lambda i: enc.lengths[i])
@@ -240,11 +207,6 @@ def _mean_loss(model: Classifier, enc: _Encoded, labels: Sequence[float], num_la
     return total / max(n, 1)
 
 
-def _cache_root(ctx) -> Path:
-    root = getattr(ctx, "cache_dir", None)
-    return Path(root) if root else default_cache_dir()
-
-
 def finetune(handle, train: TextDataset, val: TextDataset, config: TrainConfig, ctx) -> FineTuned:
     """Fine-tune a classifier on ``train`` with early stopping on ``val``; reuse cached weights when present.
 
@@ -252,6 +214,8 @@ def finetune(handle, train: TextDataset, val: TextDataset, config: TrainConfig, 
     ``training_loss(losses, batch, ctx)`` reduces the per-example losses (``batch`` holds the tensors plus
     ``index``: dataset rows, ``groups``: their protected groups, ``features``: pooled features).
     """
+    if config.family != "downstream":
+        raise BiasboardError(f"finetune needs a downstream TrainConfig, got family {config.family!r}")
     transform = _hook(getattr(ctx, "method", None), "transform_data")
     if transform is not None:
         train = transform(train, ctx)
@@ -259,105 +223,78 @@ def finetune(handle, train: TextDataset, val: TextDataset, config: TrainConfig, 
             raise BiasboardError(f"method {ctx.method.name!r}: transform_data must return a non-empty TextDataset")
     if len(train) == 0 or len(val) == 0:
         raise BiasboardError("fine-tuning needs non-empty training and validation splits")
-    key = json_sha256({"trainer": TRAINER_VERSION, "model": handle.id, "family": handle.family,
-                       "weights": handle.weights_sha256, "lineage": list(handle.lineage),
-                       "config": asdict(config), "train": train.digest(), "val": val.digest(),
-                       "method": _method_id(ctx)})
-    folder = _cache_root(ctx) / "finetuned" / key[:32]
+    key = cache_key(trainer=TRAINER_VERSION, model=handle.id, family=handle.family, weights=handle.weights_sha256,
+                    lineage=list(handle.lineage), config=config.key_fields(), train=train.digest(),
+                    val=val.digest(), method=_method_id(ctx))
+    folder = weights_folder(getattr(ctx, "cache_dir", None), "finetuned", key)
     model = build_classifier(handle, config)
-    weights, meta_file = folder / "model.safetensors", folder / "meta.json"
-    if weights.exists() and meta_file.exists():
-        from safetensors.torch import load_model
-
-        load_model(model, str(weights))
-        model.eval()
-        meta = json.loads(meta_file.read_text())
+    meta = load_cached(model, folder)
+    if meta is not None:
         return FineTuned(model, handle.tokenizer, config, train, key, meta.get("history", []), 0.0, True)
-    history, rate = _train(model, handle.tokenizer, train, val, config, ctx)
-    _save(model, folder, {"history": history, "examples_per_s": rate, "config": asdict(config)})
+    hook = _hook(getattr(ctx, "method", None), "training_loss")
+    objective = ErmObjective() if hook is None else MethodLoss(ctx.method, ctx)
+    history, rate = _train(model, handle.tokenizer, train, val, config, objective)
+    save_atomic(model, folder, {"history": history, "examples_per_s": rate, "config": config.key_fields()})
     return FineTuned(model, handle.tokenizer, config, train, key, history, rate, False)
 
 
-def _save(model: Classifier, folder: Path, meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_model
+class _DownstreamStep(StepHooks):
+    """Batches of the training split, the head's per-example losses through the objective, validation loss at
+    ``evals_per_epoch`` points of each pass with early stopping after ``patience`` checks without improvement."""
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished the same cell first: its weights are identical
-        import shutil
+    def __init__(self, model: TextClassifier, tokenizer, train: TextDataset, val: TextDataset, config: TrainConfig,
+                 objective: Objective, batches: int):
+        self.train, self.val, self.config, self.objective = train, val, config, objective
+        self.enc_train = _Encoded(tokenizer, train, config.max_length)
+        self.enc_val = _Encoded(tokenizer, val, config.max_length)
+        self.labels = torch.as_tensor(train.labels)
+        self.passes = torch_passes(config.seed)
+        evals = max(1, config.evals_per_epoch)
+        self.checks = sorted({min(batches, math.ceil(batches * (k + 1) / evals)) for k in range(evals)})
+        self.best = BestWeights("min", tol=1e-6)
+        self.bad, self.history, self.running, self.seen = 0, [], [], 0
 
-        shutil.rmtree(tmp, ignore_errors=True)
+    def order(self, epoch):
+        return self.passes(len(self.train))
+
+    def loss(self, model, rows, epoch):
+        batch = self.enc_train.batch(rows)
+        feats = model.features(**batch)
+        logits = model.head(model.dropout(feats))
+        y = self.labels[rows]
+        losses = _per_example_loss(logits, y, self.config.num_labels)
+        full = dict(batch, labels=y, index=torch.as_tensor(rows), features=feats,
+                    groups=None if self.train.groups is None else [self.train.groups[i] for i in rows])
+        loss, _ = self.objective.loss({"losses": losses, "features": feats, "logits": logits}, full, epoch)
+        return loss, None
+
+    def after_step(self, *, epoch, index, step, rows, loss, record, model):
+        self.seen += len(rows)
+        self.running.append(float(loss.detach()))
+        if index + 1 not in self.checks:
+            return False
+        cfg = self.config
+        val_loss = _mean_loss(model, self.enc_val, self.val.labels, cfg.num_labels, max(cfg.batch_size, 64))
+        self.history.append({"epoch": epoch + 1, "step": step, "val_loss": val_loss,
+                             "train_loss": float(np.mean(self.running))})
+        self.running = []
+        self.bad = 0 if self.best.offer(val_loss, model) else self.bad + 1
+        return self.bad >= cfg.patience
 
 
-def _train(model: Classifier, tokenizer, train: TextDataset, val: TextDataset, config: TrainConfig, ctx
-           ) -> tuple[list[dict[str, float]], float]:
-    from transformers import get_linear_schedule_with_warmup
-
-    loss_hook = _hook(getattr(ctx, "method", None), "training_loss")
-    enc_train = _Encoded(tokenizer, train, config.max_length)
-    enc_val = _Encoded(tokenizer, val, config.max_length)
-    labels = torch.as_tensor(train.labels)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n.lower()]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n.lower())]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * total), total)
-    gen = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    checks = sorted({min(steps_per_epoch, math.ceil(steps_per_epoch * (k + 1) / max(1, config.evals_per_epoch)))
-                     for k in range(max(1, config.evals_per_epoch))})
-    best, best_state, bad, history = math.inf, None, 0, []
-    seen, started, step, running = 0, time.perf_counter(), 0, []
-    for epoch in range(config.epochs):
-        perm = torch.randperm(len(train), generator=gen).tolist()
-        for s in range(steps_per_epoch):
-            rows = perm[s * config.batch_size:(s + 1) * config.batch_size]
-            model.train()
-            batch = enc_train.batch(rows)
-            feats = model.features(**batch)
-            logits = model.head(model.dropout(feats))
-            y = labels[rows]
-            losses = _per_example_loss(logits, y, config.num_labels)
-            if loss_hook is None:
-                loss = losses.mean()
-            else:
-                full = dict(batch, labels=y, index=torch.as_tensor(rows), features=feats,
-                            groups=None if train.groups is None else [train.groups[i] for i in rows])
-                loss = loss_hook(losses, full, ctx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            opt.step()
-            sched.step()
-            step += 1
-            seen += len(rows)
-            running.append(float(loss.detach()))
-            if s + 1 in checks:
-                val_loss = _mean_loss(model, enc_val, val.labels, config.num_labels, max(config.batch_size, 64))
-                history.append({"epoch": epoch + 1, "step": step, "val_loss": val_loss,
-                                "train_loss": float(np.mean(running))})
-                running = []
-                if val_loss < best - 1e-6:
-                    best, bad = val_loss, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= config.patience:
-                        break
-        if bad >= config.patience:
-            break
-    rate = seen / max(time.perf_counter() - started, 1e-9)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+def _train(model: TextClassifier, tokenizer, train: TextDataset, val: TextDataset, config: TrainConfig,
+           objective: Objective) -> tuple[list[dict[str, float]], float]:
+    batches = batches_per_pass(len(train), config.batch_size, drop_last=False)
+    opt, _ = adamw(model.named_parameters(), config)
+    sched = linear_warmup(opt, config, batches * config.epochs)
+    step = _DownstreamStep(model, tokenizer, train, val, config, objective, batches)
+    started = time.perf_counter()
+    train_loop(model, step, config, optimizer=opt, batches=batches, epochs=config.epochs, scheduler=sched,
+               clip=list(model.parameters()), seed=config.seed)
+    rate = step.seen / max(time.perf_counter() - started, 1e-9)
+    step.best.restore(model)
     model.eval()
-    return history, rate
+    return step.history, rate
 
 
 @torch.inference_mode()

@@ -1,5 +1,5 @@
 """Upstream language-model fine-tuning on a labelled sentence corpus, with per-sentence losses and a pluggable
-robust objective (``harness.robust_losses``).
+robust objective (``training.robust``), trained by the shared loop.
 
 - mlm models: masked language modelling, 15% of the non-special tokens of each sentence selected, of those 80%
   replaced by the mask token, 10% by a random token, 10% kept (Devlin et al. 2019). A sentence with no selected
@@ -14,9 +14,8 @@ which batch it lands in or how the batch is padded. The fine-tuned weights are c
 """
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from biasboard.harness.corpora import LabelledCorpus, load_corpus
-from biasboard.harness.digest import json_sha256
 from biasboard.harness.errors import BiasboardError, UnsupportedError
 from biasboard.harness.models.scoring import _mlm_head
-from biasboard.harness.paths import cache_dir as default_cache_dir
-from biasboard.harness.robust_losses import Objective
-from biasboard.harness.training import _save as save_model_atomic  # weights + meta, atomically (shared with the trainer)
 from biasboard.harness.specs import Method
+from biasboard.harness.training.cache import cache_key, load_cached, save_atomic, weights_folder
+from biasboard.harness.training.config import TrainConfig
+from biasboard.harness.training.corpora import LabelledCorpus, load_corpus
+from biasboard.harness.training.loop import StepHooks, adamw, batches_per_pass, linear_warmup, torch_passes, train_loop
+from biasboard.harness.training.objectives import Objective
 
 LM_TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""
@@ -40,33 +39,6 @@ AUTO_STEPS = {"mlm": 200, "clm": 4}
 zoo:splade-tiny or zoo:smollm2-135m on 2 idle cores (a 135M-parameter step of 32 sentences takes ~5 s there),
 so that the lm_methods matrix fits an hour (BENCHMARKS.md). Raise ``steps`` on real hardware."""
 AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
-
-
-@dataclass(frozen=True)
-class LMTrainConfig:
-    """Fine-tuning hyperparameters; every field enters the cache key."""
-
-    steps: int = 200
-    """Optimiser steps (the corpus is cycled through in seeded shuffled passes)."""
-    batch_size: int = 32
-    """Sentences per step (a hyperparameter: robust objectives see the batch)."""
-    lr: float = 5e-5
-    """Peak AdamW learning rate of the LM (linear warm-up, then linear decay)."""
-    aux_lr: float = 1e-3
-    """Learning rate of the objective's own parameters (the autoencoder)."""
-    max_length: int = 32
-    """Token limit per sentence."""
-    mlm_probability: float = 0.15
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1 or self.max_length < 2:
-            raise BiasboardError(f"LMTrainConfig: steps, batch_size >= 1 and max_length >= 2 needed, got {self}")
-        if not 0 < self.mlm_probability < 1:
-            raise BiasboardError(f"LMTrainConfig: mlm_probability must be in (0, 1), got {self.mlm_probability}")
 
 
 def mask_tokens(ids: list[int], special: list[bool], *, rng: np.random.Generator, mask_id: int, vocab_size: int,
@@ -114,7 +86,7 @@ def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
     return out
 
 
-def build_batch(tokens: _Tokens, rows: list[int], *, family: str, config: LMTrainConfig, epoch: int, mask_id: int | None,
+def build_batch(tokens: _Tokens, rows: list[int], *, family: str, config: TrainConfig, epoch: int, mask_id: int | None,
                 vocab_size: int) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (-100 = no loss) for the corpus rows, right-padded."""
     inputs, labels = [], []
@@ -176,11 +148,7 @@ class LMFineTuned:
     from_cache: bool = False
 
 
-def _cache_root(cache: Path | None) -> Path:
-    return Path(cache) if cache else default_cache_dir()
-
-
-def finetune_lm(handle, corpus: LabelledCorpus, config: LMTrainConfig,
+def finetune_lm(handle, corpus: LabelledCorpus, config: TrainConfig,
                 make_objective: Callable[[int, LabelledCorpus], Objective], *, objective_id: dict[str, Any],
                 cache: Path | None = None, progress: bool = False) -> LMFineTuned:
     """Fine-tune a copy of ``handle.model`` (mlm or clm) on ``corpus``; reuse cached weights when present.
@@ -190,89 +158,90 @@ def finetune_lm(handle, corpus: LabelledCorpus, config: LMTrainConfig,
     """
     if handle.family not in ("mlm", "clm"):
         raise UnsupportedError(f"model {handle.id!r} is a {handle.family} model; LM fine-tuning needs mlm or clm")
-    key = json_sha256({"trainer": LM_TRAINER_VERSION, "model": handle.id, "family": handle.family,
-                       "weights": handle.weights_sha256, "lineage": list(handle.lineage), "config": asdict(config),
-                       "corpus": corpus.digest(), "objective": objective_id})
-    folder = _cache_root(cache) / "lm_finetuned" / key[:32]
+    key = cache_key(trainer=LM_TRAINER_VERSION, model=handle.id, family=handle.family,
+                    weights=handle.weights_sha256, lineage=list(handle.lineage), config=config.key_fields(),
+                    corpus=corpus.digest(), objective=objective_id)
+    folder = weights_folder(cache, "lm_finetuned", key)
     model = handle.clone_model()
-    weights, meta_file = folder / "model.safetensors", folder / "meta.json"
-    if weights.exists() and meta_file.exists():
-        from safetensors.torch import load_model
-
-        load_model(model, str(weights))
-        model.eval()
-        meta = json.loads(meta_file.read_text())
+    meta = load_cached(model, folder)
+    if meta is not None:
         return LMFineTuned(model, key, meta.get("history", []), 0.0, True)
     torch.manual_seed(config.seed)  # the objective's own parameters (autoencoder) start from the cell seed too
     objective = make_objective(model.config.hidden_size, corpus)
     history, rate = train_lm(model, handle.tokenizer, handle.family, corpus, config, objective, progress=progress)
-    save_model_atomic(model, folder, {"history": history, "tokens_per_s": rate, "config": asdict(config),
-                                 "corpus": corpus.name, "objective": objective_id})
+    save_atomic(model, folder, {"history": history, "tokens_per_s": rate, "config": config.key_fields(),
+                                "corpus": corpus.name, "objective": objective_id})
     return LMFineTuned(model, key, history, rate, False)
 
 
-def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: LMTrainConfig, objective: Objective, *,
+class _LMStep(StepHooks):
+    """Seeded shuffled passes over the corpus (full batches only), per-sentence losses through the objective, one
+    history row every 10% of the steps."""
+
+    def __init__(self, tokenizer, family: str, corpus: LabelledCorpus, config: TrainConfig, objective: Objective,
+                 vocab: int, bar):
+        self.family, self.corpus, self.config, self.objective, self.vocab, self.bar = \
+            family, corpus, config, objective, vocab, bar
+        self.tokens = _Tokens(tokenizer, corpus.texts, config.max_length)
+        self.labels = torch.as_tensor(corpus.label_ids())
+        self.mask_id = tokenizer.mask_token_id
+        if family == "mlm" and self.mask_id is None:
+            raise UnsupportedError("masked-LM fine-tuning needs a tokenizer with a mask token")
+        self.passes = torch_passes(config.seed)
+        self.every = max(1, config.steps // 10)
+        self.history, self.running, self.seen_tokens, self.taken = [], [], 0, 0
+
+    def order(self, epoch):
+        return self.passes(len(self.corpus))
+
+    def loss(self, model, rows, epoch):
+        batch = build_batch(self.tokens, rows, family=self.family, config=self.config, epoch=epoch,
+                            mask_id=self.mask_id, vocab_size=self.vocab)
+        losses, hidden = sentence_losses(model, batch, family=self.family, need_hidden=self.objective.needs_hidden)
+        loss, info = self.objective.loss({"losses": losses, "hidden": hidden}, {"labels": self.labels[rows]}, epoch)
+        if not torch.isfinite(loss):
+            raise BiasboardError(f"fine-tuning diverged at step {self.taken + 1}: loss {float(loss)}")
+        return loss, (batch, losses, info)
+
+    def after_step(self, *, epoch, index, step, rows, loss, record, model):
+        batch, losses, info = record
+        self.taken = step
+        self.seen_tokens += int(batch["attention_mask"].sum())
+        self.running.append((float(loss.detach()), float(losses.detach().mean())))
+        if step % self.every == 0 or step == self.config.steps:
+            row = {"step": step, "loss": float(np.mean([r[0] for r in self.running])),
+                   "mean_sentence_loss": float(np.mean([r[1] for r in self.running]))}
+            row.update({k: v for k, v in info.items() if isinstance(v, (int, float, list))})
+            self.history.append(row)
+            self.running = []
+        self.bar.update(1)
+        return False
+
+
+def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: TrainConfig, objective: Objective, *,
              progress: bool = False) -> tuple[list[dict[str, Any]], float]:
-    """The loop: seeded shuffled passes over the corpus, per-sentence losses, objective, AdamW step.
+    """Fine-tune ``model`` in place with the shared loop: seeded shuffled passes over the corpus, per-sentence
+    losses, objective, AdamW step (the objective's own parameters at ``aux_lr``).
 
     Returns (history: one row every 10% of the steps, tokens per second over the run).
     """
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
-    torch.manual_seed(config.seed)
-    tokens = _Tokens(tokenizer, corpus.texts, config.max_length)
-    labels = torch.as_tensor(corpus.label_ids())
-    mask_id = tokenizer.mask_token_id
-    if family == "mlm" and mask_id is None:
-        raise UnsupportedError("masked-LM fine-tuning needs a tokenizer with a mask token")
+    if config.family != "lm":
+        raise BiasboardError(f"train_lm needs an lm TrainConfig, got family {config.family!r}")
     vocab = model.get_output_embeddings().weight.shape[0]
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in named if p.ndim >= 2 and "norm" not in n.lower()]
-    no_decay = [p for n, p in named if not (p.ndim >= 2 and "norm" not in n.lower())]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    aux = list(objective.parameters())
-    if aux:
-        groups.append({"params": aux, "weight_decay": 0.0, "lr": config.aux_lr})
-    opt = torch.optim.AdamW(groups, lr=config.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * config.steps), config.steps)
-    gen = torch.Generator().manual_seed(config.seed)
-    per_pass = max(1, len(corpus) // config.batch_size)
-    history, running, seen_tokens = [], [], 0
-    every = max(1, config.steps // 10)
+    opt, groups = adamw(named, config, aux=list(objective.parameters()))
+    sched = linear_warmup(opt, config, config.steps)
     bar = tqdm(total=config.steps, desc=f"fine-tune {family}", disable=not progress, leave=False)
+    step = _LMStep(tokenizer, family, corpus, config, objective, vocab, bar)
     started = time.perf_counter()
-    model.train()
-    perm, epoch = None, -1
-    for step in range(config.steps):
-        s = step % per_pass
-        if s == 0:
-            epoch += 1
-            perm = torch.randperm(len(corpus), generator=gen).tolist()
-        rows = perm[s * config.batch_size:(s + 1) * config.batch_size]
-        batch = build_batch(tokens, rows, family=family, config=config, epoch=epoch, mask_id=mask_id,
-                            vocab_size=vocab)
-        losses, hidden = sentence_losses(model, batch, family=family, need_hidden=objective.needs_hidden)
-        loss, info = objective(losses, labels=labels[rows], hidden=hidden)
-        if not torch.isfinite(loss):
-            raise BiasboardError(f"fine-tuning diverged at step {step + 1}: loss {float(loss)}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
-        opt.step()
-        sched.step()
-        seen_tokens += int(batch["attention_mask"].sum())
-        running.append((float(loss.detach()), float(losses.detach().mean())))
-        if (step + 1) % every == 0 or step + 1 == config.steps:
-            row = {"step": step + 1, "loss": float(np.mean([r[0] for r in running])),
-                   "mean_sentence_loss": float(np.mean([r[1] for r in running]))}
-            row.update({k: v for k, v in info.items() if isinstance(v, (int, float, list))})
-            history.append(row)
-            running = []
-        bar.update(1)
+    train_loop(model, step, config, optimizer=opt, batches=batches_per_pass(len(corpus), config.batch_size,
+                                                                             drop_last=True),
+               max_steps=config.steps, scheduler=sched, clip=[p for g in groups for p in g["params"]],
+               seed=config.seed)
     bar.close()
-    model.eval()
-    return history, seen_tokens / max(time.perf_counter() - started, 1e-9)
+    return step.history, step.seen_tokens / max(time.perf_counter() - started, 1e-9)
 
 
 COMMON_PARAMS: dict[str, Any] = {
@@ -288,14 +257,14 @@ of the cell key like any extra."""
 
 
 def train_config(params: dict[str, Any], family: str, seed: int, extra: dict[str, Any] | None = None
-                 ) -> LMTrainConfig:
-    """LMTrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``);
+                 ) -> TrainConfig:
+    """The lm TrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``);
     ``extra[UPSTREAM_STEPS]`` caps the steps."""
     steps = int(params.get("steps") or 0) or AUTO_STEPS[family]
     if (extra or {}).get(UPSTREAM_STEPS):
         steps = min(steps, int(extra[UPSTREAM_STEPS]))
     max_length = int(params.get("max_length") or 0) or AUTO_MAX_LENGTH[family]
-    return LMTrainConfig(steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
+    return TrainConfig("lm", steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
                          max_length=max_length, seed=int(seed))
 
 

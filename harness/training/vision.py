@@ -1,4 +1,4 @@
-"""One training loop for worst-group image classification, with a pluggable objective.
+"""Worst-group image classification trained by the shared loop, with a pluggable objective.
 
 A vision task builds a ``Trainer`` over a backbone handle and a ``GroupDataset``; a method decides the objective
 (``Objective.loss`` sees the model outputs and the batch, including group labels and example indices) and may run
@@ -10,41 +10,20 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-SELECTION_RULES = ("val_worst_group", "val_average", "last")
+from biasboard.harness.training.config import SELECTION_RULES, TrainConfig
+from biasboard.harness.training.loop import BestWeights, StepHooks, batches_per_pass, numpy_passes, plain_optimizer, \
+    train_loop
+from biasboard.harness.training.objectives import MethodLoss, Objective
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and model-selection settings of a fit."""
-
-    epochs: int = 20
-    """Passes over the training indices."""
-    batch_size: int = 64
-    """Training batch size (evaluation batches use ``eval_batch_size`` and do not change results)."""
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adam"
-    """``adam`` or ``sgd`` (momentum 0.9)."""
-    selection: str = "val_worst_group"
-    """How the reported epoch is chosen: best validation worst-group accuracy (Sagawa et al.; JTT), best
-    validation average accuracy (the rule that needs no group labels), or the last epoch."""
-    eval_batch_size: int = 256
-    threads: int | None = 1
-    """Torch intra-op threads while training and predicting (restored afterwards). Small models on a shared CPU run
-    many times faster on one thread than with OpenMP threads waiting for busy cores; None keeps torch's setting."""
-
-    def __post_init__(self):
-        if self.selection not in SELECTION_RULES:
-            raise ValueError(f"selection must be one of {SELECTION_RULES}, got {self.selection!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
+__all__ = ["SELECTION_RULES", "TrainConfig", "torch_threads", "ImageClassifier", "CrossEntropy", "LossHook",
+           "FitResult", "Trainer"]
 
 
 @contextlib.contextmanager
@@ -59,7 +38,7 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-class Classifier(nn.Module):
+class ImageClassifier(nn.Module):
     """Backbone + a linear deep head, and optional shallow branches (projection + head) on early stages.
 
     A shallow branch follows Debiasify's code: pooled stage features -> Linear(C_s, D) + ReLU -> Linear(D, classes),
@@ -88,49 +67,82 @@ class Classifier(nn.Module):
         return out
 
 
-class Objective(Protocol):
-    """What a method plugs into the loop."""
-
-    shallow_stages: tuple[int, ...]
-
-    def start_epoch(self, epoch: int, trainer: "Trainer", model: Classifier, indices: np.ndarray) -> None: ...
-
-    def loss(self, out: dict[str, Any], batch: dict[str, torch.Tensor], epoch: int
-             ) -> tuple[torch.Tensor, dict[str, float]]: ...
-
-
-class CrossEntropy:
+class CrossEntropy(Objective):
     """Plain ERM: mean cross-entropy of the deep head."""
-
-    shallow_stages: tuple[int, ...] = ()
-
-    def start_epoch(self, epoch, trainer, model, indices) -> None:
-        return None
 
     def loss(self, out, batch, epoch):
         loss = F.cross_entropy(out["logits"], batch["y"])
         return loss, {"ce": float(loss.detach())}
 
 
+class LossHook(MethodLoss):
+    """A method's registered ``training_loss(losses, batch, ctx)`` hook on the per-example cross-entropies of the
+    deep head. Any loss-kind method that reads ``batch["group"]`` works through this."""
+
+    def loss(self, out, batch, epoch):
+        per_example = F.cross_entropy(out["logits"], batch["y"], reduction="none")
+        loss = self.method.training_loss(per_example, batch, self.ctx)
+        return loss, {"ce": float(per_example.detach().mean()), "loss": float(loss.detach())}
+
+
 @dataclass
 class FitResult:
     """A trained model and how it was chosen."""
 
-    model: Classifier
+    model: ImageClassifier
     epoch: int
     """Selected epoch (1-based); the epoch count when ``selection`` is ``last``."""
     history: list[dict[str, float]] = field(default_factory=list)
     """Per epoch: mean loss pieces and validation average / worst-group accuracy (%)."""
 
 
+class _VisionStep(StepHooks):
+    """Batches of training rows (a numpy-seeded order per pass), the objective on the model outputs, mean loss pieces
+    and validation scores per pass, best weights under the selection rule."""
+
+    def __init__(self, trainer: "Trainer", objective, indices: np.ndarray, selection: str, seed: int):
+        self.trainer, self.objective, self.indices, self.selection = trainer, objective, indices, selection
+        self.passes = numpy_passes(seed)
+        self.best = BestWeights("max")
+        self.best_epoch, self.history, self.sums, self.n_batches = None, [], {}, 0
+
+    def start_epoch(self, epoch, model):
+        self.objective.start_epoch(epoch, self.trainer, model, self.indices)
+        self.sums, self.n_batches = {}, 0
+
+    def order(self, epoch):
+        return self.passes(self.indices)
+
+    def loss(self, model, rows, epoch):
+        batch = self.trainer._batch(rows)
+        if len(batch["y"]) < 2:
+            return None, None  # BatchNorm cannot train on a single example
+        return self.objective.loss(model(batch["x"]), batch, epoch)
+
+    def after_step(self, *, epoch, index, step, rows, loss, record, model):
+        for k, v in record.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n_batches += 1
+        return False
+
+    def after_epoch(self, epoch, model):
+        row = {k: v / max(1, self.n_batches) for k, v in self.sums.items()}
+        if self.selection != "last":
+            row["val_average"], row["val_worst_group"] = self.trainer._val_scores(model)
+            if self.best.offer(row[self.selection], model):
+                self.best_epoch = epoch + 1
+        self.history.append(row)
+
+
 class Trainer:
     """Fits classifiers on one dataset from one backbone; every fit starts from the backbone's initial weights,
     or, when ``init`` builds a random-init backbone, from weights drawn with the fit's seed (so seeds vary the
-    initialisation as well as the heads and batch order)."""
+    initialisation as well as the heads and batch order). ``config`` is a vision ``TrainConfig`` (its ``seed``
+    seeds every fit)."""
 
     def __init__(self, *, backbone: nn.Module, stage_dims: Sequence[int], data, config: TrainConfig,
                  normalize: tuple[Sequence[float], Sequence[float]], shallow_stage: int = 1, min_input: int = 0,
-                 init: Callable[[], nn.Module] | None = None, seed: int = 0, progress: bool = False):
+                 init: Callable[[], nn.Module] | None = None, progress: bool = False):
         self.backbone = backbone
         self.stage_dims = tuple(stage_dims)
         self.shallow_stage = shallow_stage
@@ -140,18 +152,18 @@ class Trainer:
         self.config = config
         self.mean = torch.tensor(normalize[0], dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(normalize[1], dtype=torch.float32).view(1, 3, 1, 1)
-        self.seed = seed
+        self.seed = config.seed
         self.progress = progress
         self.train_groups = data.groups("train")
 
     def group_counts(self) -> np.ndarray:
         return np.bincount(self.train_groups, minlength=self.data.n_groups)
 
-    def new_model(self, shallow_stages: Sequence[int] = (), salt: int = 0) -> Classifier:
+    def new_model(self, shallow_stages: Sequence[int] = (), salt: int = 0) -> ImageClassifier:
         """Heads (and, with ``init``, a random-init backbone) drawn from the seed alone, never from global state."""
         torch.manual_seed(self.seed * 1000 + salt)
         backbone = self.init() if self.init is not None else copy.deepcopy(self.backbone)
-        return Classifier(backbone, self.stage_dims, self.data.n_classes, shallow_stages)
+        return ImageClassifier(backbone, self.stage_dims, self.data.n_classes, shallow_stages)
 
     def _inputs(self, split: str, idx: np.ndarray) -> torch.Tensor:
         x = self.data.splits[split].load(idx)
@@ -164,7 +176,7 @@ class Trainer:
         return {"x": self._inputs("train", idx), "y": torch.as_tensor(s.y[idx]), "a": torch.as_tensor(s.a[idx]),
                 "group": torch.as_tensor(self.train_groups[idx]), "index": torch.as_tensor(idx)}
 
-    def outputs(self, model: Classifier, split: str, *, keys: Sequence[str] = ("logits",),
+    def outputs(self, model: ImageClassifier, split: str, *, keys: Sequence[str] = ("logits",),
                 batch_size: int | None = None) -> dict[str, Any]:
         """Model outputs over a whole split in eval mode, concatenated (batch size does not change them)."""
         with torch_threads(self.config.threads), torch.inference_mode():
@@ -187,10 +199,10 @@ class Trainer:
                 merged[k] = torch.cat(chunks)
         return merged
 
-    def predict(self, model: Classifier, split: str, *, batch_size: int | None = None) -> np.ndarray:
+    def predict(self, model: ImageClassifier, split: str, *, batch_size: int | None = None) -> np.ndarray:
         return self.outputs(model, split, batch_size=batch_size)["logits"].argmax(1).numpy()
 
-    def _val_scores(self, model: Classifier) -> tuple[float, float]:
+    def _val_scores(self, model: ImageClassifier) -> tuple[float, float]:
         pred = self.predict(model, "val")
         val = self.data.splits["val"]
         correct = pred == val.y
@@ -212,57 +224,10 @@ class Trainer:
             raise ValueError(f"selection must be one of {SELECTION_RULES}, got {selection!r}")
         indices = np.arange(len(self.data.splits["train"])) if indices is None else np.asarray(indices)
         model = self.new_model(objective.shallow_stages, salt)
-        params = [p for p in model.parameters() if p.requires_grad]
-        if cfg.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-        gen = np.random.default_rng(self.seed * 1000 + salt + 1)
-        best, best_score, best_epoch, history = None, -np.inf, epochs, []
-        for epoch in range(epochs):
-            objective.start_epoch(epoch, self, model, indices)
-            model.train()
-            order = indices[gen.permutation(len(indices))]
-            sums: dict[str, float] = {}
-            n_batches = 0
-            for start in range(0, len(order), cfg.batch_size):
-                batch = self._batch(order[start:start + cfg.batch_size])
-                if len(batch["y"]) < 2:
-                    continue  # BatchNorm cannot train on a single example
-                out = model(batch["x"])
-                loss, pieces = objective.loss(out, batch, epoch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                for k, v in pieces.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n_batches += 1
-            row = {k: v / max(1, n_batches) for k, v in sums.items()}
-            if selection != "last":
-                row["val_average"], row["val_worst_group"] = self._val_scores(model)
-                if row[selection] > best_score:
-                    best_score, best_epoch = row[selection], epoch + 1
-                    best = copy.deepcopy(model.state_dict())
-            history.append(row)
-        if best is not None:
-            model.load_state_dict(best)
+        opt = plain_optimizer([p for p in model.parameters() if p.requires_grad], cfg)
+        step = _VisionStep(self, objective, indices, selection, self.seed * 1000 + salt + 1)
+        train_loop(model, step, cfg, optimizer=opt, batches=batches_per_pass(len(indices), cfg.batch_size,
+                                                                             drop_last=False), epochs=epochs)
+        step.best.restore(model)
         model.eval()
-        return FitResult(model, best_epoch, history)
-
-
-class LossHook:
-    """Adapts a method's registered ``training_loss(losses, batch, ctx)`` hook: per-example cross-entropies of the
-    deep head in, one scalar out. Any loss-kind method that reads ``batch["group"]`` works through this."""
-
-    shallow_stages: tuple[int, ...] = ()
-
-    def __init__(self, method, ctx):
-        self.method, self.ctx = method, ctx
-
-    def start_epoch(self, epoch, trainer, model, indices) -> None:
-        return None
-
-    def loss(self, out, batch, epoch):
-        per_example = F.cross_entropy(out["logits"], batch["y"], reduction="none")
-        loss = self.method.training_loss(per_example, batch, self.ctx)
-        return loss, {"ce": float(per_example.detach().mean()), "loss": float(loss.detach())}
+        return FitResult(model, step.best_epoch or epochs, step.history)
