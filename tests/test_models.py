@@ -42,7 +42,7 @@ def test_zoo_models_resolve_with_families():
 
 @pytest.mark.slow
 def test_smollm_dequantised_sanity(smollm):
-    """MODELS.md sanity check: a fluent sentence is far likelier than its scrambled version."""
+    """Sanity check of the de-quantised weights: a fluent sentence is far likelier than its scrambled version."""
     from biasboard.harness.models import scoring
 
     ids = scoring.tokenize(smollm, ["The cat sat on the mat.", "The cat sat on mat the."], add_special_tokens=False)

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--n-bootstrap", type=int, default=1000)
     p.add_argument("--max-examples", type=int, default=None, help="evaluate only the first N examples (smoke runs)")
-    p.add_argument("--json", action="store_true", help="print the result JSON (contract of DESIGN.md section 4)")
+    p.add_argument("--json", action="store_true", help="print the result JSON (the contract: README, 'Result contract')")
     p.add_argument("--examples", action="store_true", help="include per-example rows in the JSON")
     p.add_argument("--force", action="store_true", help="recompute even when cached")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the results store")

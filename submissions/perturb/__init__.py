@@ -3,7 +3,8 @@
 Each floating-point parameter tensor W gets ``W + sigma * std(W) * N(0, 1)``, where std is the population
 standard deviation of that tensor (a one-element tensor has std 0 and stays unchanged). The noise is drawn from a
 generator seeded by the cell seed, tensor by tensor in ``named_parameters`` order, so results are reproducible.
-The paper leaves the scale open; METHODS.md suggests sigma in {0.01, 0.05, 0.1}.
+Baksi et al. (2024) leave the scale open; ``sigma`` is a parameter here, 0.01 by default (the quick matrix's
+setting; 0.05 and 0.1 are the natural larger steps).
 """
 import torch
 
