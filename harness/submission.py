@@ -3,17 +3,22 @@
 Why: a submission is someone else's code. Before it reaches the leaderboard we check, line by line, that its
 manifest is complete, that it registers cleanly, that its parameters validate, and that a smoke cell on a tiny
 model runs, is reproducible, stays offline and writes only safetensors. Everything that executes submission code
-runs in a separate interpreter with a time limit (``harness.submission_worker``); this module never imports it.
+runs in a separate interpreter (``harness.submission_worker``; this module never imports it) with resource limits
+and a time limit, inside bubblewrap where it works (``harness.sandbox``). The worker's answers come over an
+authenticated pipe; the smoke, determinism (two separate worker processes), weights, offline and sandbox lines are
+judged here from what the parent itself observes.
 """
 from __future__ import annotations
 
 import ast
+import hashlib
+import hmac
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,8 @@ import yaml
 
 from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.registry import FAMILIES, METHOD_HOOKS, METHOD_KINDS
+from biasboard.harness.sandbox import (Isolation, Limits, Outcome, classify_written_file, isolation, new_key,
+                                       run_isolated, written_files)
 
 __all__ = ["CHECKS", "Check", "Checklist", "MANIFEST_SCHEMA", "load_manifest", "param_errors", "scan_unsafe_loads",
            "validate", "validate_many"]
@@ -69,6 +76,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("determinism", "the same seed twice gives identical results"),
     ("offline", "no network access attempted (sockets blocked, HF_HUB_OFFLINE=1)"),
     ("weights", "weights it writes are safetensors; torch.load only with weights_only=True"),
+    ("sandbox", "stayed within its limits, sent only authenticated results, left no process running"),
 )
 """The checklist, in the order it is printed: (id, what it checks)."""
 TITLES = dict(CHECKS)
@@ -98,6 +106,8 @@ class Checklist:
     checks: list[Check] = field(default_factory=list)
     method: str = ""
     """The registered method name, once known."""
+    isolation: str = ""
+    """Which isolation the worker had, in words (``isolation: bubblewrap ...`` or ``not isolated: ...``)."""
 
     @property
     def passed(self) -> bool:
@@ -108,6 +118,8 @@ class Checklist:
 
     def render(self) -> str:
         lines = [f"validate {self.path}" + (f" (method {self.method})" if self.method else "")]
+        if self.isolation:
+            lines.append(f"  {self.isolation}")
         for c in self.checks:
             lines.append(f"  {c.status}  {c.name:<12} {TITLES.get(c.name, '')}")
             if c.detail:
@@ -118,7 +130,7 @@ class Checklist:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "method": self.method, "passed": self.passed,
+        return {"path": self.path, "method": self.method, "passed": self.passed, "isolation": self.isolation,
                 "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in self.checks]}
 
 
@@ -252,49 +264,345 @@ def validate(path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, smoke: bool 
     return validate_many([path], timeout=timeout, smoke=smoke)[0]
 
 
-def validate_many(paths: list[str | Path], *, timeout: float = DEFAULT_TIMEOUT, smoke: bool = True) -> list[Checklist]:
-    """Validate several folders in one subprocess (the contract tests do this to share interpreter start-up)."""
+def validate_many(paths: list[str | Path], *, timeout: float = DEFAULT_TIMEOUT, smoke: bool = True,
+                  limits: Limits | None = None) -> list[Checklist]:
+    """Validate several folders with two worker processes in all (the contract tests share interpreter start-up)."""
     folders = [Path(p) for p in paths]
     for folder in folders:
         if not folder.is_dir():
             raise BiasboardError(f"{folder}: not a folder; expected a submission folder such as submissions/NAME")
+    limits = limits or Limits(cpu_seconds=int(timeout) + 5)
+    iso = isolation()
     lists = [_static_checks(f) for f in folders]
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="biasboard-validate-") as tmp:
-        results = Path(tmp) / "results.jsonl"
-        cmd = [sys.executable, "-m", "biasboard.harness.submission_worker", "--results", str(results)]
-        cmd += [] if smoke else ["--no-smoke"]
-        cmd += [str(f.resolve()) for f in folders]
-        code, tail, timed_out = _run_limited(cmd, timeout=timeout, env=_worker_env())
-        rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()] \
-            if results.exists() else []
+        scratch = Path(tmp)
+        first = _worker_run(folders, run=1, smoke=smoke, scratch=scratch / "run1", timeout=timeout, limits=limits)
+        again = [i for i in range(len(folders)) if "outcome" in first.result(i)]
+        left = timeout - (time.monotonic() - started)
+        second = _worker_run([folders[i] for i in again], run=2, smoke=True, scratch=scratch / "run2",
+                             timeout=max(left, 1.0), limits=limits) if again else None
+        bad_files = [bad_weight_files(scratch / "run1" / str(i)) +
+                     (bad_weight_files(scratch / "run2" / str(again.index(i))) if second and i in again else [])
+                     for i in range(len(folders))]
+    tampered = [] if iso.isolated else _zoo_tampering()
+    sandbox = _sandbox_check(iso, limits, [r for r in (first, second) if r], tampered)
     for i, checklist in enumerate(lists):
-        step = None
-        for row in rows:
-            if row["index"] != i:
-                continue
-            if "step" in row:
-                step = row["step"]
-            elif "method" in row:
-                checklist.method = row["method"]
-            else:
-                checklist.checks.append(Check(row["check"], row["ok"], row["detail"]))
-                step = None
-        done = {c.name for c in checklist.checks}
-        missing = [name for name, _ in CHECKS if name not in done]
-        if missing:
-            why = (f"timed out after {timeout:g} s" if timed_out else f"the validation process exited with code {code}")
-            where = f" during {step}" if step else ""
-            first = True
-            for name in missing:
-                if first and (step is None or name == step or name in ("smoke", "import")):
-                    detail = f"{why}{where}" + (f": {tail}" if tail and not timed_out else "")
-                    checklist.checks.append(Check(name, False, detail))
-                    first = False
-                else:
-                    checklist.checks.append(Check(name, None, "not run: " + why))
+        checklist.isolation = iso.describe()
+        run2 = second.view(again.index(i)) if second and i in again else None
+        _compose(checklist, first.view(i), run2, bad_files[i], iso, smoke=smoke, timeout=timeout)
+        started = [str(x) for v in (first.view(i), run2) if v and v.guards for x in v.guards.get("processes") or []]
+        mine = sandbox if not started else Check(
+            "sandbox", False, f"started {len(started)} process(es), which the in-process guards cannot see into: "
+                              f"{'; '.join(started[:2])}; {sandbox.detail}")
+        checklist.checks.append(mine)
         order = [name for name, _ in CHECKS]
         checklist.checks.sort(key=lambda c: order.index(c.name))
     return lists
+
+
+SHARED_CACHE_DIRS = ("models", "converted", "data")
+"""Cache folders of the shared cache each worker's fresh cache sees (read-only inside the sandbox)."""
+
+
+def prepare_cache(root: Path) -> Path:
+    """An empty cache folder with the shared model folders linked in, so zoo models are found offline.
+
+    ``converted`` is a real folder holding one link per finished conversion: a conversion missing from the shared
+    cache is then made in the worker's own cache instead of failing on the read-only shared one."""
+    from biasboard.harness.paths import cache_dir
+
+    shared = Path(os.environ.get("BIASBOARD_SHARED_CACHE") or cache_dir())
+    root.mkdir(parents=True)
+    for name in SHARED_CACHE_DIRS:
+        if not (shared / name).is_dir():
+            continue
+        if name == "converted":
+            (root / name).mkdir()
+            for sub in (shared / name).iterdir():
+                if sub.is_dir() and not sub.name.endswith(".tmp"):
+                    (root / name / sub.name).symlink_to(sub.resolve(), target_is_directory=True)
+        else:
+            (root / name).symlink_to((shared / name).resolve(), target_is_directory=True)
+    return root
+
+
+class WorkerRun:
+    """One worker process: its authenticated messages, how it ended, and what the channel saw."""
+
+    def __init__(self, messages: list[dict], done: bool, bad_lines: int, outcome: Outcome, n: int) -> None:
+        self.messages, self.done, self.bad_lines, self.outcome, self.n = messages, done, bad_lines, outcome, n
+
+    def view(self, index: int) -> "RunView":
+        return RunView(self, [m for m in self.messages if m.get("index") == index])
+
+    def result(self, index: int) -> dict:
+        return self.view(index).result
+
+
+@dataclass
+class RunView:
+    """One worker run's messages about one folder."""
+
+    run: WorkerRun
+    messages: list[dict]
+
+    @property
+    def result(self) -> dict:
+        """The smoke run's message: ``{outcome, model, task}`` or ``{error}``, or {} when none came."""
+        return next((m for m in self.messages if "run" in m and ("outcome" in m or "error" in m)), {})
+
+    @property
+    def guards(self) -> dict | None:
+        return next((m for m in self.messages if "network" in m), None)
+
+    @property
+    def step(self) -> str | None:
+        steps = [m["step"] for m in self.messages if "step" in m]
+        return steps[-1] if steps else None
+
+    def why(self, timeout: float) -> str:
+        o = self.run.outcome
+        where = f" during {self.step}" if self.step else ""
+        if o.timed_out:
+            return f"timed out after {timeout:g} s{where}"
+        code = o.code if o.code is None or o.code >= 0 else f"{o.code} (killed by signal {-o.code})"
+        return f"the validation process exited with code {code}{where}" + (f": {o.stderr_tail}" if o.stderr_tail
+                                                                            else "")
+
+
+def _worker_run(folders: list[Path], *, run: int, smoke: bool, scratch: Path, timeout: float,
+                limits: Limits) -> WorkerRun:
+    """Start one worker on ``folders`` and collect its authenticated messages (see ``submission_worker``)."""
+    scratch.mkdir(parents=True)
+    for i in range(len(folders)):
+        prepare_cache(scratch / str(i) / "cache")
+    key = new_key()
+    res_r, res_w = os.pipe()
+    key_r, key_w = os.pipe()
+    os.write(key_w, key)
+    os.close(key_w)
+    cmd = [sys.executable, "-m", "biasboard.harness.submission_worker", "--results-fd", str(res_w),
+           "--key-fd", str(key_r), "--run", str(run), "--caches", str(scratch.resolve())]
+    cmd += [] if smoke else ["--no-smoke"]
+    cmd += [str(f.resolve()) for f in folders]
+    raw: list[bytes] = []
+    reader = threading.Thread(target=lambda: raw.append(_read_all(res_r)), daemon=True)
+    reader.start()
+
+    def close_child_ends() -> None:
+        os.close(res_w)
+        os.close(key_r)
+
+    env = _worker_env()
+    read_only = [Path(env["BIASBOARD_SHARED_CACHE"]), Path(env["BIASBOARD_DATA_DIR"]), _project_root(),
+                 *[f.resolve() for f in folders]]
+    try:
+        outcome = run_isolated(cmd, timeout=timeout, env=env, scratch=scratch, read_only=read_only, limits=limits,
+                               pass_fds=(res_w, key_r), on_start=close_child_ends)
+    except BaseException:
+        for fd in (res_w, key_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        raise
+    reader.join(timeout=10)
+    messages, done, bad = authenticated(b"".join(raw), key)
+    return WorkerRun(messages, done, bad, outcome, len(folders))
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    with os.fdopen(fd, "rb") as fh:
+        while chunk := fh.read(1 << 16):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def authenticated(data: bytes, key: bytes) -> tuple[list[dict], bool, int]:
+    """(messages whose HMAC and sequence number check out, whether the signed ``done`` came, lines rejected)."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    messages, done, bad, seq = [], False, 0, 0
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text = json.dumps(row["body"], sort_keys=True)
+            want = mac.copy()
+            want.update(f"{seq}:{text}".encode())
+            ok = row["seq"] == seq and hmac.compare_digest(want.hexdigest(), str(row["mac"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok or done:
+            bad += 1
+            continue
+        seq += 1
+        if row["body"].get("done") is True:
+            done = True
+        else:
+            messages.append(row["body"])
+    return messages, done, bad
+
+
+def _project_root() -> Path:
+    import biasboard.harness
+
+    return Path(biasboard.harness.__file__).resolve().parents[1]
+
+
+def _zoo_tampering() -> list[str]:
+    """Zoo files that no longer match their pins, hashed afresh (an unisolated worker could have rewritten them,
+    and the digest memo with them)."""
+    from biasboard.harness.models.zoo import ZOO, local_path, pin_problems
+
+    problems = []
+    for alias in ZOO:
+        path = local_path(alias)
+        if path is not None:
+            problems += [f"zoo:{alias}: {p}" for p in pin_problems(alias, path, trust_memo=False)]
+    return problems
+
+
+def _sandbox_check(iso: Isolation, limits: Limits, runs: list[WorkerRun], tampered: list[str]) -> Check:
+    problems = []
+    bad = sum(r.bad_lines for r in runs)
+    if bad:
+        problems.append(f"{bad} line(s) on the results channel did not authenticate (written by the submission?)")
+    for r in runs:
+        if r.outcome.leftovers:
+            problems.append(f"{len(r.outcome.leftovers)} process(es) still running when the worker ended, killed: "
+                            + ", ".join(r.outcome.leftovers[:3]))
+        if r.outcome.code == 0 and not r.done:
+            problems.append("the worker exited with code 0 before it finished (os._exit from the submission?)")
+        if r.outcome.code is not None and r.outcome.code < 0 and not r.outcome.timed_out:
+            problems.append(f"the worker was killed by signal {-r.outcome.code} (a resource limit?)")
+    peak = max((r.outcome.peak_rss for r in runs), default=0)
+    if peak > limits.memory_budget:
+        problems.append(f"peak memory {peak / (1 << 20):.0f} MiB is over the budget of "
+                        f"{limits.memory_budget / (1 << 20):.0f} MiB")
+    problems += tampered
+    detail = f"{iso.describe()}; peak memory {peak / (1 << 20):.0f} MiB; {limits.describe()}"
+    return Check("sandbox", not problems, "; ".join(problems + [detail]))
+
+
+def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_files: list[str], iso: Isolation,
+             *, smoke: bool, timeout: float) -> None:
+    """The worker-reported lines of run 1, then the lines the parent judges (smoke, determinism, offline, weights)."""
+    for m in first.messages:
+        if "method" in m:
+            checklist.method = str(m["method"])
+        elif "check" in m and m["check"] in ("import", "hooks", "agreement", "params") and not checklist.get(m["check"]):
+            checklist.checks.append(Check(m["check"], m["ok"] if m["ok"] in (True, False, None) else False,
+                                          str(m.get("detail", ""))))
+    has_class = bool(checklist.get("hooks") and checklist.get("hooks").ok)
+    res1 = first.result
+    res2 = second.result if second else {}
+    if not has_class:
+        pass  # import/hooks lines say why; smoke, determinism and weights are not run
+    elif not smoke:
+        for name in ("smoke", "determinism", "weights"):
+            checklist.checks.append(Check(name, None, "not run (--no-smoke)"))
+    elif "error" in res1:
+        checklist.checks.append(Check("smoke", False, res1["error"]))
+        checklist.checks.append(Check("determinism", None, "not run: the smoke cell failed"))
+    elif "outcome" in res1:
+        a = res1["outcome"]
+        problems, note = contract_problems(a)
+        headline, m = next(iter(a["metrics"].items())) if a.get("metrics") else ("-", {})
+        summary = f"{res1['model']} x {res1['task']}: {headline} = {m.get('value')} (n={m.get('n')}, ci95={m.get('ci95')})"
+        checklist.checks.append(Check("smoke", not problems, "; ".join([summary] + problems + ([note] if note else []))))
+        if "error" in res2:
+            checklist.checks.append(Check("determinism", False, f"the second run failed: {res2['error']}"))
+        elif "outcome" in res2:
+            b = res2["outcome"]
+            same = json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+            checklist.checks.append(Check("determinism", same, "two worker processes with seed 0 gave identical "
+                                          "metrics and per-example rows" if same else
+                                          f"two runs with seed 0 differ: {first_difference(a, b)}"))
+    guards = [g for g in (first.guards, second.guards if second else None) if g]
+    if first.guards is not None:
+        attempts = [a for g in guards for a in g.get("network") or []]
+        if attempts:
+            checklist.checks.append(Check("offline", False, f"{len(attempts)} blocked attempt(s): " +
+                                          "; ".join(map(str, attempts[:3]))))
+        elif iso.isolated:
+            checklist.checks.append(Check("offline", True, "no network attempt seen, and the worker had no network "
+                                                           "(bubblewrap network namespace)"))
+        else:
+            checklist.checks.append(Check("offline", None, "not isolated: Python-level guards only, which saw no "
+                                                           "network attempt (install bubblewrap for a real check)"))
+    if has_class and smoke and ("outcome" in res1 or "error" in res1):
+        unsafe = [u for g in guards for u in g.get("unsafe_loads") or []]
+        problems = list(map(str, unsafe)) + bad_files
+        checklist.checks.append(Check("weights", not problems, "; ".join(problems[:3]) or
+                                      "no pickled weights written; no unsafe torch.load"))
+    done = {c.name for c in checklist.checks}
+    first_missing = True
+    for name, _ in CHECKS:
+        if name in done or name in ("manifest", "safe_loading", "sandbox"):
+            continue
+        view = second if name == "determinism" and second is not None else first
+        if not has_class and name in ("smoke", "determinism", "weights") and checklist.get("hooks"):
+            checklist.checks.append(Check(name, None, "not run: no registered method class"))
+        elif first_missing:
+            checklist.checks.append(Check(name, False, view.why(timeout)))
+            first_missing = False
+        else:
+            checklist.checks.append(Check(name, None, "not run: " + view.why(timeout).split(":")[0]))
+
+
+def contract_problems(record: dict) -> tuple[list[str], str]:
+    """(result-contract violations, a note). Every metric with a value needs n and a CI or a p-value.
+
+    A headline without a value (NaN) is only noted: at smoke sizes some tasks cannot compute it (e.g. a TPR gap
+    needs both genders in every occupation); the per-example rows are still compared by the determinism check.
+    """
+    metrics = record.get("metrics") or {}
+    if not metrics:
+        return ["no metrics"], ""
+    headline = next(iter(metrics))
+    note = "" if metrics[headline].get("value") is not None else \
+        f"note: {headline} has no value at smoke size (too few examples per group)"
+    problems = []
+    for name, m in metrics.items():
+        if m.get("value") is None:
+            continue
+        if not m.get("n"):
+            problems.append(f"{name}: n missing or 0")
+        elif m.get("ci95") is None and m.get("p_value") is None:
+            problems.append(f"{name}: neither ci95 nor p_value")
+    return problems, note
+
+
+def first_difference(a: dict, b: dict) -> str:
+    """The first place two smoke outcomes differ, in words."""
+    for name in sorted(set(a["metrics"]) | set(b["metrics"])):
+        va, vb = (a["metrics"].get(name) or {}).get("value"), (b["metrics"].get(name) or {}).get("value")
+        if va != vb:
+            return f"{name}: {va} then {vb}"
+    if len(a["examples"]) != len(b["examples"]):
+        return f"{len(a['examples'])} then {len(b['examples'])} example rows"
+    for i, (x, y) in enumerate(zip(a["examples"], b["examples"])):
+        if x != y:
+            keys = [k for k in x if x.get(k) != y.get(k)]
+            return f"example {x.get('id', i)}: {', '.join(f'{k} {x.get(k)} then {y.get(k)}' for k in keys[:2])}"
+    for key in ("groups", "notes", "flags"):
+        if a[key] != b[key]:
+            if key == "notes":
+                diff = [(x, y) for x, y in zip(a[key] or [], b[key] or []) if x != y]
+                if diff:
+                    return f"note {diff[0][0]!r} then {diff[0][1]!r}"
+            return f"{key} differ"
+    return "outputs differ"
+
+
+def bad_weight_files(root: Path) -> list[str]:
+    """Files a worker wrote under ``root`` that are pickles posing as weights (symlinked shared folders skipped)."""
+    if not root.is_dir():
+        return []
+    return [f"{p.relative_to(root)}: {why}" for p in written_files(root) if (why := classify_written_file(p))]
 
 
 def _static_checks(folder: Path) -> Checklist:
@@ -312,24 +620,11 @@ def _static_checks(folder: Path) -> Checklist:
 
 
 def _worker_env() -> dict[str, str]:
-    from biasboard.harness.paths import cache_dir
+    from biasboard.harness.paths import cache_dir, data_dirs
 
     env = dict(os.environ)
+    data = next((d for d in data_dirs() if d.is_dir()), data_dirs()[0])
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", "BIASBOARD_SHARED_CACHE": str(cache_dir())})
+                "TOKENIZERS_PARALLELISM": "false", "PYTHONDONTWRITEBYTECODE": "1",
+                "BIASBOARD_SHARED_CACHE": str(cache_dir().resolve()), "BIASBOARD_DATA_DIR": str(data.resolve())})
     return env
-
-
-def _run_limited(cmd: list[str], *, timeout: float, env: dict[str, str]) -> tuple[int | None, str, bool]:
-    """Run ``cmd`` in its own process group; kill the whole group at the time limit. (exit code, stderr tail, timed out)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        timed_out = True
-    lines = [ln for ln in (err or "").strip().splitlines() if ln.strip() and "Warning" not in ln]
-    return proc.returncode, (lines[-1][-400:] if lines else ""), timed_out

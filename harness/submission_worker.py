@@ -1,13 +1,20 @@
-"""The validation subprocess: import a submission under guards, check its class, smoke-run it twice.
+"""The validation subprocess: import a submission under guards, check its class, smoke-run it once.
 
-Run by ``harness.submission.validate`` as ``python -m harness.submission_worker --results FILE PATH...``; never
-imported by the parent. Each finished check is appended to FILE as one JSON line (with a ``step`` line before
-each long step), so when the parent kills this process at the time limit it still knows what passed and where
-it stopped.
+Run by ``harness.submission.validate`` as ``python -m biasboard.harness.submission_worker --results-fd W --key-fd K
+--run N --caches DIR PATH...``, twice: run 1 does every check and one smoke run, run 2 (a separate process with a
+fresh cache) only the smoke run, so the parent compares the two outcomes for determinism itself.
+
+Why a pipe and a key: the results go to a pipe the parent created (no file a submission could append to), one
+JSON line per message, each with a sequence number and an HMAC under a per-run key read from another inherited
+pipe and closed before any submission code is imported. The parent ignores lines that do not authenticate and
+fails the run's sandbox check when it sees one. Each finished check is sent at once (with a ``step`` line before
+each long step), so when the parent kills this process at the time limit it still knows where it stopped.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import importlib
 import importlib.metadata
 import importlib.util
@@ -15,14 +22,16 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from biasboard.harness.errors import BiasboardError, DataError, UnsupportedError
-from biasboard.harness.sandbox import Guards, classify_written_file, install_guards, written_files
+from biasboard.harness.sandbox import Guards, install_guards
+from biasboard.harness.submission import SHARED_CACHE_DIRS, contract_problems, prepare_cache
+
+__all__ = ["contract_problems", "fresh_cache", "main", "outcome", "smoke_extra", "smoke_run"]
 
 SMOKE_EXTRA = {"max_examples": 10, "epochs": 1}
 """Smoke settings passed to tasks as ``ctx.extra``: ten examples, one training epoch."""
@@ -44,20 +53,34 @@ SMOKE_CELLS = (
     ("vision", "vision:small-cnn", "worst_group:digits_rho90"),
 )
 """Candidate smoke cells, cheapest first: (family, tiny model, task:variant). The first the method can run wins."""
-SHARED_CACHE_DIRS = ("models", "converted", "data")
-"""Read-mostly cache folders linked into each run's fresh cache, so zoo models are found offline."""
+
+
+class Channel:
+    """Writes authenticated messages to the results pipe: ``{"seq", "body", "mac"}`` per line."""
+
+    def __init__(self, fd: int, key: bytes) -> None:
+        self._fd, self._mac, self._seq = fd, hmac.new(key, digestmod=hashlib.sha256), 0
+
+    def send(self, body: dict[str, Any]) -> None:
+        text = json.dumps(body, sort_keys=True, default=str)
+        mac = self._mac.copy()
+        mac.update(f"{self._seq}:{text}".encode())
+        line = json.dumps({"seq": self._seq, "body": json.loads(text), "mac": mac.hexdigest()}) + "\n"
+        self._seq += 1
+        data = line.encode()
+        while data:
+            data = data[os.write(self._fd, data):]
 
 
 @dataclass
 class Reporter:
-    """Appends JSON lines to the results file, flushed at once."""
+    """The messages about one submission folder (``index`` in the command line)."""
 
-    path: Path
+    channel: Channel
     index: int = 0
 
     def _write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a") as fh:
-            fh.write(json.dumps({"index": self.index, **row}, default=str) + "\n")
+        self.channel.send({"index": self.index, **row})
 
     def step(self, name: str) -> None:
         self._write({"step": name})
@@ -212,15 +235,8 @@ def choose_smoke(cls, manifest: dict | None) -> tuple[str, str, dict[str, Any]]:
 
 
 def fresh_cache(root: Path) -> Path:
-    """An empty cache folder with the shared model folders linked in."""
-    from biasboard.harness.paths import cache_dir
-
-    shared = Path(os.environ.get("BIASBOARD_SHARED_CACHE") or cache_dir())
-    root.mkdir(parents=True)
-    for name in SHARED_CACHE_DIRS:
-        if (shared / name).is_dir():
-            (root / name).symlink_to((shared / name).resolve(), target_is_directory=True)
-    return root
+    """An empty cache folder with the shared model folders linked in (see ``submission.prepare_cache``)."""
+    return prepare_cache(root)
 
 
 def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path, *,
@@ -241,60 +257,17 @@ def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: 
     return evaluate_cell(cells[0], extra=extra, batch_size=batch_size, n_bootstrap=200)
 
 
-def contract_problems(record: dict) -> tuple[list[str], str]:
-    """(result-contract violations, a note). Every metric with a value needs n and a CI or a p-value.
-
-    A headline without a value (NaN) is only noted: at smoke sizes some tasks cannot compute it (e.g. a TPR gap
-    needs both genders in every occupation); the per-example rows are still compared by the determinism check.
-    """
-    metrics = record.get("metrics") or {}
-    if not metrics:
-        return ["no metrics"], ""
-    headline = next(iter(metrics))
-    note = "" if metrics[headline].get("value") is not None else \
-        f"note: {headline} has no value at smoke size (too few examples per group)"
-    problems = []
-    for name, m in metrics.items():
-        if m.get("value") is None:
-            continue
-        if not m.get("n"):
-            problems.append(f"{name}: n missing or 0")
-        elif m.get("ci95") is None and m.get("p_value") is None:
-            problems.append(f"{name}: neither ci95 nor p_value")
-    return problems, note
-
-
 def outcome(record: dict, examples: list[dict]) -> dict[str, Any]:
     """What must be identical between two runs with the same seed (timings and paths left out)."""
     return {k: record.get(k) for k in ("metrics", "groups", "notes", "flags")} | {"examples": examples}
 
 
-def first_difference(a: dict, b: dict) -> str:
-    for name in sorted(set(a["metrics"]) | set(b["metrics"])):
-        va, vb = (a["metrics"].get(name) or {}).get("value"), (b["metrics"].get(name) or {}).get("value")
-        if va != vb:
-            return f"{name}: {va} then {vb}"
-    if len(a["examples"]) != len(b["examples"]):
-        return f"{len(a['examples'])} then {len(b['examples'])} example rows"
-    for i, (x, y) in enumerate(zip(a["examples"], b["examples"])):
-        if x != y:
-            keys = [k for k in x if x.get(k) != y.get(k)]
-            return f"example {x.get('id', i)}: {', '.join(f'{k} {x.get(k)} then {y.get(k)}' for k in keys[:2])}"
-    for key in ("groups", "notes", "flags"):
-        if a[key] != b[key]:
-            if key == "notes":
-                diff = [(x, y) for x, y in zip(a[key] or [], b[key] or []) if x != y]
-                if diff:
-                    return f"note {diff[0][0]!r} then {diff[0][1]!r}"
-            return f"{key} differ"
-    return "outputs differ"
 
 
-def bad_weight_files(root: Path) -> list[str]:
-    return [f"{p.relative_to(root)}: {why}" for p in written_files(root) if (why := classify_written_file(p))]
+def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool, run: int, cache: Path) -> None:
+    """Run 1: import, hooks, agreement, params, then one smoke run. Run 2: import and the smoke run only.
 
-
-def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) -> None:
+    The smoke run's outcome is sent to the parent, which judges the smoke, determinism and weights checks."""
     from biasboard.harness.submission import load_manifest
 
     try:
@@ -302,8 +275,26 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) ->
     except DataError:
         manifest = None  # the parent already reported the manifest line
     out.step("import")
-    n_net = len(guards.network)
+    n_net, n_loads, n_procs = len(guards.network), len(guards.unsafe_loads), len(guards.processes)
     imp = import_submission(folder, manifest)
+    cls = imp.cls if not (imp.rejected or imp.error) else None
+    if run == 1:
+        _report_class(out, imp, manifest)
+    if cls is not None and smoke:
+        out.step("smoke" if run == 1 else "determinism")
+        try:
+            model, task, extra = choose_smoke(cls, manifest)
+            record, examples = smoke_run(cls.name, model, task, extra, cache)
+            out._write({"run": run, "model": model, "task": task, "outcome": outcome(record, examples)})
+        except BaseException as exc:  # noqa: BLE001 - the submission's failure is the finding
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            out._write({"run": run, "error": f"{type(exc).__name__}: {exc}{_where(exc, folder)}"})
+    out._write({"run": run, "network": guards.network[n_net:], "unsafe_loads": guards.unsafe_loads[n_loads:],
+                "processes": guards.processes[n_procs:]})
+
+
+def _report_class(out: Reporter, imp: Imported, manifest: dict | None) -> None:
     if imp.rejected:
         out.check("import", True, "the module ran until the registry refused its class")
         out.check("hooks", False, imp.rejected[0])
@@ -322,10 +313,8 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) ->
         out.check("hooks", True, f"registered {cls.name!r} (kind {cls.kind}): {sigs}")
     cls = imp.cls if not (imp.rejected or imp.error) else None
     if cls is None:
-        for name in ("agreement", "params", "smoke", "determinism"):
+        for name in ("agreement", "params"):
             out.check(name, None, "not run: no registered method class")
-        _offline(out, guards, n_net)
-        out.check("weights", None, "not run: no registered method class")
         return
     if manifest is None:
         out.check("agreement", False, "no valid manifest to compare with (see the manifest line)")
@@ -335,67 +324,36 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool) ->
     problems = params_problems(cls, manifest)
     out.check("params", not problems, "; ".join(problems) or
               (f"defaults {cls.params} validate; unknown names are rejected" if cls.params else "no parameters"))
-    if not smoke:
-        for name in ("smoke", "determinism"):
-            out.check(name, None, "not run (--no-smoke)")
-        _offline(out, guards, n_net)
-        out.check("weights", None, "not run (--no-smoke)")
-        return
-    n_loads = len(guards.unsafe_loads)
-    with tempfile.TemporaryDirectory(prefix="biasboard-smoke-") as tmp:
-        runs, bad_files = [], []
-        try:
-            model, task, extra = choose_smoke(cls, manifest)
-            for attempt in (1, 2):
-                out.step("smoke" if attempt == 1 else "determinism")
-                cache = fresh_cache(Path(tmp) / f"cache{attempt}")
-                runs.append(smoke_run(cls.name, model, task, extra, cache))
-                bad_files += [f"run {attempt}: {b}" for b in bad_weight_files(cache)]
-        except BaseException as exc:  # noqa: BLE001 - the submission's failure is the finding
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            detail = f"{type(exc).__name__}: {exc}{_where(exc, folder)}"
-            if not runs:
-                out.check("smoke", False, detail)
-                out.check("determinism", None, "not run: the smoke cell failed")
-            else:
-                out.check("smoke", True, f"{model} x {task} finished once")
-                out.check("determinism", False, f"the second run failed: {detail}")
-        else:
-            record = runs[0][0]
-            problems, note = contract_problems(record)
-            headline, m = next(iter(record["metrics"].items()))
-            summary = f"{model} x {task}: {headline} = {m.get('value')} (n={m.get('n')}, ci95={m.get('ci95')})"
-            out.check("smoke", not problems, "; ".join([summary] + problems + ([note] if note else [])))
-            a, b = outcome(*runs[0]), outcome(*runs[1])
-            same = json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-            out.check("determinism", same, "two runs with seed 0 gave identical metrics and per-example rows" if same
-                      else f"two runs with seed 0 differ: {first_difference(a, b)}")
-    _offline(out, guards, n_net)
-    unsafe = guards.unsafe_loads[n_loads:]
-    problems = unsafe + bad_files
-    out.check("weights", not problems, "; ".join(problems[:3]) or "no pickled weights written; no unsafe torch.load")
 
 
-def _offline(out: Reporter, guards: Guards, since: int) -> None:
-    attempts = guards.network[since:]
-    out.check("offline", not attempts, f"{len(attempts)} blocked attempt(s): " + "; ".join(attempts[:3]) if attempts
-              else "no network access attempted")
+def read_key(fd: int) -> bytes:
+    """The run's secret from the inherited pipe, which is closed at once (before any submission code runs)."""
+    chunks = []
+    while chunk := os.read(fd, 256):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.submission_worker")
-    parser.add_argument("--results", required=True, type=Path)
+    parser = argparse.ArgumentParser(prog="python -m biasboard.harness.submission_worker")
+    parser.add_argument("--results-fd", required=True, type=int)
+    parser.add_argument("--key-fd", required=True, type=int)
+    parser.add_argument("--run", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--caches", required=True, type=Path, help="folder with one fresh cache per PATH: N/cache")
     parser.add_argument("--no-smoke", action="store_true")
     parser.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    channel = Channel(args.results_fd, read_key(args.key_fd))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    guards = install_guards()
+    guards = install_guards(audit=True)
     import biasboard.harness.registry  # noqa: F401 - the registry module itself is trusted; load it before the guards matter
 
     for i, folder in enumerate(args.paths):
-        validate_one(folder, Reporter(args.results, i), guards, smoke=not args.no_smoke)
+        validate_one(folder, Reporter(channel, i), guards, smoke=not args.no_smoke, run=args.run,
+                     cache=args.caches / str(i) / "cache")
+    channel.send({"done": True})
     return 0
 
 

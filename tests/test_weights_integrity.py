@@ -1,0 +1,53 @@
+"""Issue 16 item 4: a rewrite that keeps size and mtime changes the digest; zoo files are checked against pins."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from biasboard.harness.digest import file_sha256, memoised_sha256
+from biasboard.harness.errors import BiasboardError
+from biasboard.harness.models import zoo
+
+
+def _rewrite_keeping_size_and_mtime(path):
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0xFF
+    with open(path, "r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_rewrite_with_old_size_and_mtime_is_rehashed(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIASBOARD_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "w.safetensors"
+    f.write_bytes(b"a" * 1000)
+    first = file_sha256(f)
+    assert memoised_sha256(f) == first
+    _rewrite_keeping_size_and_mtime(f)
+    assert memoised_sha256(f) is None  # ctime moved: the memo cannot prove the file unchanged
+    assert file_sha256(f) == hashlib.sha256(f.read_bytes()).hexdigest() != first
+
+
+def test_zoo_pull_refuses_files_that_differ_from_their_pin(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIASBOARD_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"b" * 2048)
+    pin = hashlib.sha256(b"b" * 2048).hexdigest()
+    monkeypatch.setitem(zoo.PINS, "splade-tiny", {"model.safetensors": pin})
+    assert zoo.verify("splade-tiny", model) == model
+    _rewrite_keeping_size_and_mtime(model / "model.safetensors")
+    with pytest.raises(BiasboardError, match="differ from the pinned sha256"):
+        zoo.verify("splade-tiny", model)
+    assert zoo.pin_problems("splade-tiny", model, trust_memo=False)
+
+
+def test_every_local_zoo_model_matches_its_pins():
+    for alias in zoo.PINS:
+        path = zoo.local_path(alias)
+        if path is not None:
+            assert zoo.pin_problems(alias, path) == [], alias
