@@ -44,7 +44,7 @@ def train_config(opts: dict[str, Any], *, num_labels: int, seed: int, handle, ex
     if "lr" not in (extra or {}) and handle.extras.get("finetune_lr"):
         kwargs["lr"] = float(handle.extras["finetune_lr"])
     try:
-        return TrainConfig(num_labels=num_labels, seed=seed, **kwargs)
+        return TrainConfig("downstream", num_labels=num_labels, seed=seed, **kwargs)
     except TypeError as exc:
         raise BiasboardError(f"bad fine-tuning option: {exc}") from exc
 

@@ -18,7 +18,7 @@ from biasboard.harness.models.vision import build_backbone
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from biasboard.harness.stats import mean_ci
-from biasboard.harness.vision_training import SELECTION_RULES, CrossEntropy, LossHook, TrainConfig, Trainer
+from biasboard.harness.training.vision import SELECTION_RULES, CrossEntropy, LossHook, TrainConfig, Trainer
 from biasboard.tasks import worst_group_metrics as gm
 from biasboard.tasks import vision_data
 
@@ -107,13 +107,14 @@ class WorstGroup(Task):
         data = self.load(variant, ctx.extra)
         if ctx.extra.get("max_examples"):
             data = vision_data.subsample(data, int(ctx.extra["max_examples"]))
-        config = TrainConfig(epochs=int(opts["epochs"]), batch_size=int(opts["batch_size"]), lr=float(opts["lr"]),
-                             weight_decay=float(opts["weight_decay"]), optimizer=opts["optimizer"],
-                             selection=opts["selection"], eval_batch_size=max(1, ctx.batch_size))
+        config = TrainConfig("vision", epochs=int(opts["epochs"]), batch_size=int(opts["batch_size"]),
+                             lr=float(opts["lr"]), weight_decay=float(opts["weight_decay"]),
+                             optimizer=opts["optimizer"], selection=opts["selection"],
+                             eval_batch_size=max(1, ctx.batch_size), seed=ctx.seed)
         ex = handle.extras
         trainer = Trainer(backbone=handle.model, stage_dims=ex["stage_dims"], data=data, config=config,
                           normalize=(ex["mean"], ex["std"]), shallow_stage=ex["shallow_stage"],
-                          min_input=ex.get("min_input", 0), seed=ctx.seed,
+                          min_input=ex.get("min_input", 0),
                           init=None if ex["pretrained"] else partial(build_backbone, ex["arch"]),
                           progress=ctx.progress)
         fit, method_notes = train_with_method(trainer, ctx)

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from biasboard.harness.corpora import (SPLITS, holistic_sentences, holistic_split, load_corpus, read_labelled_file,
+from biasboard.harness.training.corpora import (SPLITS, holistic_sentences, holistic_split, load_corpus, read_labelled_file,
                              stereoset_stereotypes)
 from biasboard.harness.errors import DataError
-from biasboard.harness.lm_finetune import mask_tokens
+from biasboard.harness.training.lm import mask_tokens
 
 
 def test_holistic_sentences_fill_templates_with_articles_and_plurals():
@@ -100,7 +100,7 @@ def test_bert_masking_rates_are_15_80_10_10():
 
 
 def test_train_config_auto_values_and_the_smoke_cap():
-    from biasboard.harness.lm_finetune import AUTO_MAX_LENGTH, AUTO_STEPS, COMMON_PARAMS, train_config
+    from biasboard.harness.training.lm import AUTO_MAX_LENGTH, AUTO_STEPS, COMMON_PARAMS, train_config
 
     cfg = train_config(COMMON_PARAMS, "mlm", 3)
     assert (cfg.steps, cfg.max_length, cfg.seed) == (AUTO_STEPS["mlm"], AUTO_MAX_LENGTH["mlm"], 3)

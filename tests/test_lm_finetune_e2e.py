@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biasboard.harness import lm_finetune as lf
-from biasboard.harness.corpora import holistic_split
+from biasboard.harness.training import lm as lf
+from biasboard.harness.training.corpora import holistic_split
 from biasboard.harness.registry import METHODS
-from biasboard.harness.robust_losses import ErmObjective
+from biasboard.harness.training.robust import ErmObjective
 from biasboard.harness.specs import RunContext
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ SENTENCES = holistic_split("3bias", n_sentences=30, seed=1)
 
 def _losses(handle, rows, family):
     tokens = lf._Tokens(handle.tokenizer, SENTENCES.texts, 16)
-    config = lf.LMTrainConfig(seed=5)
+    config = lf.TrainConfig("lm", seed=5)
     batch = lf.build_batch(tokens, rows, family=family, config=config, epoch=0, mask_id=handle.tokenizer.mask_token_id,
                            vocab_size=handle.model.get_output_embeddings().weight.shape[0])
     with torch.no_grad():
@@ -73,7 +73,7 @@ def test_objectives_differ_on_the_same_batches(splade, tmp_path):
 
 def test_causal_fine_tuning_on_smollm(smollm, tmp_path):
     corpus = holistic_split("3bias", n_sentences=12, seed=0)
-    config = lf.LMTrainConfig(steps=1, batch_size=4, max_length=12, lr=1e-5)
+    config = lf.TrainConfig("lm", steps=1, batch_size=4, max_length=12, lr=1e-5)
     ft = lf.finetune_lm(smollm, corpus, config, lambda dim, c: ErmObjective(), objective_id={"name": "erm"},
                         cache=tmp_path)
     assert not ft.from_cache and ft.tokens_per_s > 0

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from biasboard.harness.robust_losses import (GroupDRO, GroupDroObjective, TopKAEObjective, TopKObjective, diversity_loss,
+from biasboard.harness.training.robust import (GroupDRO, GroupDroObjective, TopKAEObjective, TopKObjective, diversity_loss,
                                    erm, group_means, inverse_frequency_weights, latent_group_loss, percentile_mean,
                                    reconstruction_loss, topk_mean)
 

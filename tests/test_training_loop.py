@@ -3,6 +3,8 @@ the weights, prediction independent of batch size, method hooks called with the 
 regression, and a clm backbone (last-token pooling)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -33,7 +35,7 @@ def data():
     return make(160, 0), make(48, 1), make(64, 2)
 
 
-CFG = TrainConfig(num_labels=3, epochs=1, lr=1e-3, batch_size=16, max_length=32, seed=0)
+CFG = TrainConfig("downstream", num_labels=3, epochs=1, lr=1e-3, batch_size=16, max_length=32, seed=0)
 
 
 def test_deterministic_and_cached(handle, data, tmp_path):
@@ -47,7 +49,7 @@ def test_deterministic_and_cached(handle, data, tmp_path):
     assert c.from_cache
     assert np.allclose(predict(a, test), predict(c, test), atol=1e-6)
     # anything that determines the weights changes the key: seed, data, lineage
-    other_seed = finetune(handle, train, val, TrainConfig(**{**CFG.__dict__, "seed": 1}), RunContext(cache_dir=tmp_path / "a"))
+    other_seed = finetune(handle, train, val, dataclasses.replace(CFG, seed=1), RunContext(cache_dir=tmp_path / "a"))
     assert other_seed.key != a.key
     assert finetune(handle.derive(step="x"), train, val, CFG, RunContext(cache_dir=tmp_path / "a")).key != a.key
 
@@ -94,7 +96,7 @@ def test_method_hooks(handle, data, tmp_path):
 
 
 def test_early_stopping_stops_when_validation_does_not_improve(handle, data, tmp_path):
-    cfg = TrainConfig(num_labels=3, epochs=5, lr=0.0, batch_size=16, max_length=32, patience=1)
+    cfg = TrainConfig("downstream", num_labels=3, epochs=5, lr=0.0, batch_size=16, max_length=32, patience=1)
     ft = finetune(handle, *data[:2], cfg, RunContext(cache_dir=tmp_path))
     assert len(ft.history) == 2 and ft.history[-1]["epoch"] == 2
 
@@ -103,7 +105,7 @@ def test_regression_and_empty_data(handle, tmp_path):
     texts = tuple(f"the score is {i % 5}" for i in range(64))
     d = TextDataset(texts=texts, labels=tuple(float(i % 5) for i in range(64)), ids=tuple(map(str, range(64))),
                     text_pairs=texts)
-    cfg = TrainConfig(num_labels=1, epochs=2, lr=1e-3, batch_size=16, max_length=32)
+    cfg = TrainConfig("downstream", num_labels=1, epochs=2, lr=1e-3, batch_size=16, max_length=32)
     ft = finetune(handle, d, d.select(range(16)), cfg, RunContext(cache_dir=tmp_path))
     out = predict(ft, d)
     assert out.shape == (64, 1) and np.isfinite(out).all()

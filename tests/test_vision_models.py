@@ -48,13 +48,13 @@ def test_builtin_ids_resolve_through_load_handle():
 
 
 def test_predictions_do_not_depend_on_batch_size():
-    from biasboard.harness.vision_training import CrossEntropy, TrainConfig, Trainer
+    from biasboard.harness.training.vision import CrossEntropy, TrainConfig, Trainer
     from biasboard.tasks.vision_data import make_colored_digits
 
     h = builtin_handle("small-cnn")
     data = make_colored_digits(rho=0.9)
     trainer = Trainer(backbone=h.model, stage_dims=h.extras["stage_dims"], data=data,
-                      config=TrainConfig(epochs=1, selection="last"), normalize=(h.extras["mean"], h.extras["std"]))
+                      config=TrainConfig("vision", epochs=1, selection="last"), normalize=(h.extras["mean"], h.extras["std"]))
     model = trainer.fit(CrossEntropy(), indices=np.arange(128)).model
     a = trainer.outputs(model, "test", keys=("logits",), batch_size=1)["logits"]
     b = trainer.outputs(model, "test", keys=("logits",), batch_size=97)["logits"]

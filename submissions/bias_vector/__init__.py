@@ -16,16 +16,13 @@ leakage (the paper evaluates with SEAT and GLUE only).
 """
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 
-from biasboard.harness.corpora import stereoset_stereotypes
-from biasboard.harness.digest import json_sha256
-from biasboard.harness.lm_finetune import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
-from biasboard.harness.paths import cache_dir as default_cache_dir
 from biasboard.harness.registry import register_method
-from biasboard.harness.robust_losses import ErmObjective
+from biasboard.harness.training.cache import cache_key, cache_root
+from biasboard.harness.training.corpora import stereoset_stereotypes
+from biasboard.harness.training.lm import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
+from biasboard.harness.training.objectives import ErmObjective
 from biasboard.harness.specs import Method
 
 VECTOR_VERSION = "1"
@@ -78,11 +75,10 @@ class BiasVector(Method):
 
         corpus = stereoset_stereotypes(str(params["bias_type"]))
         config = train_config(params, handle.family, ctx.seed, ctx.extra)
-        key = json_sha256({"vector": VECTOR_VERSION, "trainer": LM_TRAINER_VERSION, "model": handle.id,
-                           "weights": handle.weights_sha256, "lineage": list(handle.lineage),
-                           "config": asdict(config), "corpus": corpus.digest()})
-        root = ctx.cache_dir or default_cache_dir()
-        path = root / "bias_vectors" / f"{key[:32]}.safetensors"
+        key = cache_key(vector=VECTOR_VERSION, trainer=LM_TRAINER_VERSION, model=handle.id,
+                        weights=handle.weights_sha256, lineage=list(handle.lineage), config=config.key_fields(),
+                        corpus=corpus.digest())
+        path = cache_root(ctx.cache_dir) / "bias_vectors" / f"{key[:32]}.safetensors"
         if path.exists():
             return load_file(str(path))
         tuned = handle.clone_model()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
+from biasboard.harness.training.objectives import Objective
 from biasboard.submissions.debiasify.losses import choose_clusters, cluster_mmd, kl_deep_shallow
 
 ALPHA_ON = ("code", "paper")
@@ -42,10 +43,11 @@ def combine(pieces: dict[str, torch.Tensor], *, alpha: float, alpha_on: str) -> 
     return pieces["ce"] + alpha * pieces["mmd"] + pieces["kl"]
 
 
-class DebiasifyObjective:
+class DebiasifyObjective(Objective):
     """The training objective; holds this epoch's cluster ids of the training rows."""
 
     def __init__(self, method: "Debiasify", ctx, shallow_stages: tuple[int, ...], seed: int):
+        super().__init__()
         self.method, self.ctx = method, ctx
         self.p = method.resolve_params(ctx.params)
         self.shallow_stages = shallow_stages

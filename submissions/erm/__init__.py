@@ -2,9 +2,9 @@
 plain mean of the per-sentence losses. RobustDebias (arXiv 2602.00405) reports that this amplifies social bias;
 it is the baseline every robust objective is compared with, on the same corpus and budget.
 """
-from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.training.lm import COMMON_PARAMS, LMFinetuneMethod
 from biasboard.harness.registry import register_method
-from biasboard.harness.robust_losses import ErmObjective
+from biasboard.harness.training.objectives import ErmObjective
 
 
 @register_method

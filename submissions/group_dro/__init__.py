@@ -5,9 +5,9 @@ Online group weights q <- q * exp(eta * (L_g + C / sqrt(n_g))), loss = sum_g q_g
 never added to the minimised or reported loss (the public group_DRO code leaks it into both). Groups absent from a
 batch keep their weight. eta 0.01 as in the group_DRO code.
 """
-from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.training.lm import COMMON_PARAMS, LMFinetuneMethod
 from biasboard.harness.registry import register_method
-from biasboard.harness.robust_losses import GroupDroObjective, group_sizes
+from biasboard.harness.training.robust import GroupDroObjective, group_sizes
 
 
 @register_method

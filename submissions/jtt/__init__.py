@@ -11,7 +11,7 @@ import numpy as np
 
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
-from biasboard.harness.vision_training import CrossEntropy
+from biasboard.harness.training.vision import CrossEntropy
 
 
 def upsample_errors(indices: np.ndarray, errors: np.ndarray, lambda_up: int) -> np.ndarray:

@@ -7,9 +7,9 @@ was swept in the paper: default 1.0. ``alpha`` switches top-k to the alpha-perce
 paper, chosen here and switchable: G = number of bias types (``n_groups``), hard argmax assignment
 (``assignment``), detached states in the autoencoder losses, frequencies counted over the whole corpus (not the
 batch), reconstruction error averaged over dimensions. Fine-tuning splits 3bias / 6bias / 6bias_high are our
-HolisticBias reconstruction (``harness.corpora``).
+HolisticBias reconstruction (``harness.training.corpora``).
 """
-from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.training.lm import COMMON_PARAMS, LMFinetuneMethod
 from biasboard.harness.registry import register_method
 from biasboard.submissions.topk_ae_dro import AE_PARAMS, ae_objective
 

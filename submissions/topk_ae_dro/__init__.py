@@ -9,9 +9,9 @@ silent (documented in docs/lm-methods.md): G = number of bias types in the corpu
 autoencoder reads detached states (it does not push the LM), trains on a FIFO of the last ``ae_batch`` states with
 its own learning rate 1e-3; reconstruction error is the mean over dimensions.
 """
-from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.training.lm import COMMON_PARAMS, LMFinetuneMethod
 from biasboard.harness.registry import register_method
-from biasboard.harness.robust_losses import TopKAEObjective, inverse_frequency_weights
+from biasboard.harness.training.robust import TopKAEObjective, inverse_frequency_weights
 
 AE_PARAMS = dict(k=6, alpha=0.0, ae_hidden=128, ae_batch=64, beta=1.0, n_groups=0, assignment="hard")
 

@@ -3,9 +3,9 @@
 ``alpha`` (a percentile in (0, 100]) switches to the mean of the losses at or above that percentile of the batch;
 0 (the default) keeps top-k.
 """
-from biasboard.harness.lm_finetune import COMMON_PARAMS, LMFinetuneMethod
+from biasboard.harness.training.lm import COMMON_PARAMS, LMFinetuneMethod
 from biasboard.harness.registry import register_method
-from biasboard.harness.robust_losses import TopKObjective
+from biasboard.harness.training.robust import TopKObjective
 
 
 @register_method

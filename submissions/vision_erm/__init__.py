@@ -1,7 +1,7 @@
 """ERM for vision: minimise the mean cross-entropy; the baseline every worst-group method is compared to."""
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
-from biasboard.harness.vision_training import LossHook
+from biasboard.harness.training.vision import LossHook
 
 
 @register_method

@@ -11,7 +11,7 @@ import torch
 
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
-from biasboard.harness.vision_training import LossHook
+from biasboard.harness.training.vision import LossHook
 
 
 def group_dro_step(losses: torch.Tensor, groups: torch.Tensor, q: torch.Tensor, *, eta: float,

@@ -16,7 +16,7 @@ import numpy as np
 
 from biasboard.harness.data import DataSource, declare, find
 from biasboard.harness.errors import DataError, UnsupportedError
-from biasboard.harness.leakage import leakage
+from biasboard.harness.training.leakage import leakage
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, RunContext, Task, TaskResult, Variant
 from biasboard.harness.stats import percentile_ci

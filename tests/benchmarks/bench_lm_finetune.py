@@ -1,4 +1,4 @@
-"""Tokens per second of upstream LM fine-tuning (harness.lm_finetune): MLM on zoo:splade-tiny (with and without
+"""Tokens per second of upstream LM fine-tuning (harness.training.lm): MLM on zoo:splade-tiny (with and without
 computing the vocabulary head only at the masked positions) and CLM on zoo:smollm2-135m, ERM and RobustDebias.
 
 Run: BIASBOARD_DATA_DIR=../shared/data pytest tests/benchmarks/bench_lm_finetune.py -o python_files='bench_*.py' \
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from biasboard.harness import lm_finetune as lf
-from biasboard.harness.corpora import holistic_split
-from biasboard.harness.robust_losses import ErmObjective, TopKAEObjective, inverse_frequency_weights
+from biasboard.harness.training import lm as lf
+from biasboard.harness.training.corpora import holistic_split
+from biasboard.harness.training.robust import ErmObjective, TopKAEObjective, inverse_frequency_weights
 
 CORPUS = holistic_split("6bias_high", n_sentences=600, seed=0)
 
@@ -23,7 +23,7 @@ def _objective(kind, dim):
 
 
 def _run(benchmark, handle, family, kind, steps, batch_size, max_length):
-    config = lf.LMTrainConfig(steps=steps, batch_size=batch_size, max_length=max_length)
+    config = lf.TrainConfig("lm", steps=steps, batch_size=batch_size, max_length=max_length)
     out = {}
 
     def run():

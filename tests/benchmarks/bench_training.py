@@ -35,7 +35,7 @@ def test_finetune_examples_per_second(benchmark, alias, bios, tmp_path):
     torch.set_num_threads(THREADS)
     handle = load_handle(f"zoo:{alias}")
     train, val, test = bios
-    cfg = TrainConfig(num_labels=len(train.label_names), epochs=1, lr=5e-5, batch_size=32, max_length=64)
+    cfg = TrainConfig("downstream", num_labels=len(train.label_names), epochs=1, lr=5e-5, batch_size=32, max_length=64)
     runs = iter(range(100))
 
     cpu = {}

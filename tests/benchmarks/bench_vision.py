@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from biasboard.harness.models.vision import builtin_handle
-from biasboard.harness.vision_training import CrossEntropy, TrainConfig, Trainer
+from biasboard.harness.training.vision import CrossEntropy, TrainConfig, Trainer
 from biasboard.submissions.debiasify.losses import choose_clusters
 from biasboard.tasks.vision_data import make_colored_digits
 
@@ -22,7 +22,7 @@ def setup():
 def _trainer(setup, threads):
     h, data = setup
     return Trainer(backbone=h.model, stage_dims=h.extras["stage_dims"], data=data,
-                   config=TrainConfig(epochs=1, selection="last", threads=threads),
+                   config=TrainConfig("vision", epochs=1, selection="last", threads=threads),
                    normalize=(h.extras["mean"], h.extras["std"]))
 
 
