@@ -17,8 +17,11 @@ SENTENCES = [
 
 
 def _close(a, b):
-    for x, y in zip(a, b):
-        assert np.max(np.abs(np.asarray(x) - np.asarray(y))) < 1e-4
+    """Item by item: the same number of items, the same shapes (no broadcasting), values within 1e-4."""
+    for x, y in zip(a, b, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.shape == y.shape
+        assert np.max(np.abs(x - y), initial=0.0) < 1e-4
 
 
 @pytest.mark.slow
