@@ -13,6 +13,31 @@ from typing import Any, ClassVar
 DIRECTIONS = ("max", "min", "target")
 
 
+def distance_from_ideal(value: float | None, ideal: float | None, direction: str,
+                        scale: float | None = None) -> float | None:
+    """How far ``value`` sits from ``ideal`` on the bad side: the one definition the board and the gate use.
+
+    In the metric's own units (0 = at the ideal), or as a fraction of ``scale`` when one is given (the distance
+    the board draws darkest). ``target``: |value - ideal|; ``max``: ideal - value; ``min``: value - ideal; a value
+    beyond a ``max``/``min`` ideal is at the ideal (0), since better than perfect is not a bias. None without a
+    value or an ideal.
+
+    >>> distance_from_ideal(42.0, 50.0, "target"), distance_from_ideal(80.0, 100.0, "max")
+    (8.0, 20.0)
+    >>> distance_from_ideal(-0.1, 0.0, "min"), distance_from_ideal(60.0, 50.0, "target", scale=25.0)
+    (0.0, 0.4)
+    """
+    if value is None or ideal is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if direction == "target":
+        d = abs(value - ideal)
+    elif direction == "max":
+        d = max(0.0, ideal - value)
+    else:
+        d = max(0.0, value - ideal)
+    return d / scale if scale else d
+
+
 @dataclass(frozen=True)
 class Metric:
     """One reported number with its sample size and uncertainty."""
@@ -33,22 +58,39 @@ class Metric:
     """Display unit, e.g. ``%``."""
     description: str = ""
     """One line for the leaderboard: what the number is."""
+    scale: float | None = None
+    """Distance from the ideal that counts as far (the board's darkest colour), in the metric's units; None lets
+    the board choose."""
+    per_example: str = ""
+    """Example-row field this metric is the mean of (times 100 for ``%`` metrics), e.g. CrowS-Pairs
+    ``more_is_higher``: the regression gate resamples it for its paired test. Empty when it is not such a mean."""
+    per_example_where: dict[str, Any] | None = None
+    """Only rows whose fields equal these values count (e.g. ``{"direction": "stereo", "tie": 0}``)."""
+    recompute: str = ""
+    """For metrics that are not a mean over rows: ``module:function(field,...)[key]`` names
+    ``function(weights, *columns)``, which gives the metric for each row of example weights (counts; a row of ones
+    is the metric itself), ``[key]`` picking it from a returned dict, so the gate can bootstrap it paired."""
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.direction == "target" and self.ideal is None:
             raise ValueError("a 'target' metric needs an ideal value")
+        if self.per_example and self.recompute:
+            raise ValueError("a metric is either a mean over examples (per_example) or recomputed, not both")
 
     def distance_from_ideal(self) -> float | None:
-        """Signed badness: how far from ideal (target), or below/above the ideal for max/min metrics."""
-        if self.ideal is None or self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
-            return None
-        if self.direction == "target":
-            return abs(self.value - self.ideal)
-        if self.direction == "max":
-            return self.ideal - self.value
-        return self.value - self.ideal
+        """How far from the ideal on the bad side (see ``distance_from_ideal``)."""
+        return distance_from_ideal(self.value, self.ideal, self.direction)
+
+    def per_example_json(self) -> dict[str, Any] | None:
+        """How the metric follows from the example rows, as stored with the result (None: it does not)."""
+        if self.per_example:
+            out = {"field": self.per_example, "scale": 100.0 if self.unit == "%" else 1.0}
+            if self.per_example_where:
+                out["where"] = dict(self.per_example_where)
+            return out
+        return {"recompute": self.recompute} if self.recompute else None
 
     def to_json(self) -> dict[str, Any]:
         out = {"value": _clean(self.value), "n": int(self.n)}
@@ -63,14 +105,22 @@ class Metric:
             out["unit"] = self.unit
         if self.description:
             out["description"] = self.description
+        if self.scale:
+            out["scale"] = self.scale
+        per = self.per_example_json()
+        if per:
+            out["per_example"] = per
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Metric":
         ci = data.get("ci95")
+        per = data.get("per_example") or {}
         return cls(value=data["value"], n=data["n"], ideal=data.get("ideal"), direction=data.get("direction", "target"),
                    ci95=tuple(ci) if ci else None, p_value=data.get("p_value"), unit=data.get("unit", ""),
-                   description=data.get("description", ""))
+                   description=data.get("description", ""), scale=data.get("scale"),
+                   per_example=per.get("field", ""), per_example_where=per.get("where"),
+                   recompute=per.get("recompute", ""))
 
 
 def _clean(x):

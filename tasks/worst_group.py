@@ -155,6 +155,7 @@ def score(data: vision_data.GroupDataset, pred: np.ndarray, *, fit, selection: s
                                       ci95=gm.group_ci("mean", correct, groups, data.n_groups, **ci),
                                       description="unweighted mean of the group accuracies", **pct),
         "average_accuracy": Metric(gm.average_accuracy(test.y, pred), n, ci95=mean_ci(correct, scale=100.0, **ci)[1],
+                                   per_example="correct",
                                    description="accuracy over all test examples", **pct),
         "weighted_accuracy": Metric(gm.weighted_accuracy(test.y, pred, groups, dict(enumerate(train_counts))), n,
                                     ci95=gm.group_ci("weighted", correct, groups, data.n_groups,

@@ -38,7 +38,8 @@ def crows_examples(n: int, p_more: float, seed: int) -> list[dict]:
 def pct(rows: list[dict], field: str = "more_is_higher") -> dict:
     value, ci = mean_ci([r[field] for r in rows], scale=100.0, n_resamples=400)
     return {"value": value, "ci95": list(ci), "n": len(rows), "ideal": 50.0, "direction": "target", "unit": "%",
-            "description": "% of pairs where the model prefers the more stereotyping sentence"}
+            "description": "% of pairs where the model prefers the more stereotyping sentence",
+            "per_example": {"field": field, "scale": 100.0}}
 
 
 def crows_record(model: str, method: str, examples: list[dict], *, family: str = "mlm", kind: str = "identity",

@@ -59,7 +59,8 @@ def _stereoset_index(doc):
 @pytest.mark.parametrize("mutate,row,field,message", [
     (lambda d: _break(d, ["schema"], "biasboard-baseline/0"), None, "schema", "expected 'biasboard-baseline/1'"),
     (lambda d: _break(d, ["cells"], []), None, "cells", "non-empty list"),
-    (lambda d: _break(d, ["n_resamples"], 5), None, "n_resamples", ">= 100"),
+    (lambda d: _break(d, ["n_resamples"], 5), None, "n_resamples", "from 100"),
+    (lambda d: _break(d, ["n_resamples"], 1_000_000_000), None, "n_resamples", "from 100 to 20,000"),
     (lambda d: _break(d, ["cells", 0, "model"], ""), "cells[0]", "model", "non-empty string"),
     (lambda d: _break(d, ["cells", 0, "seed"], "0"), "cells[0]", "seed", "integer"),
     (lambda d: _break(d, ["cells", 0, "metrics"], {}), "cells[0]", "metrics", "non-empty"),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from leaderboard_fixtures import crows_examples, crows_record, seat_record, stereoset_record
 
+from biasboard.harness.errors import DataError
 from biasboard.harness.regress import (PerExample, compare, identity, make_baseline, parse_baseline, per_example_scores)
 
 
@@ -184,20 +185,24 @@ def test_current_rows_that_do_not_reproduce_the_metric_fall_back_to_tolerance():
     assert f.test == "tolerance_only" and "does not reproduce" in f.reason and f.status == "regression"
 
 
-def test_per_example_field_discovery():
+def test_per_example_column_is_declared_never_guessed():
     rows = crows_examples(50, 0.6, seed=1)
     metric = crows_record("m", "none", rows)["metrics"]["stereotype_score"]
     per = per_example_scores(metric, rows)
     assert isinstance(per, PerExample) and per.field == "more_is_higher" and per.scale == 100.0
     assert per.scale * np.mean(list(per.values.values())) == pytest.approx(metric["value"])
-    assert per_example_scores({**metric, "n": 49}, rows) is None  # n must match the rows behind it
+    undeclared = {k: v for k, v in metric.items() if k != "per_example"}  # a record from before declarations
+    assert per_example_scores(undeclared, rows) is None  # its mean matches more_is_higher, but nothing is guessed
+    with pytest.raises(DataError, match="n is 49"):
+        per_example_scores({**metric, "n": 49}, rows)  # n must match the rows behind it
 
 
 def test_paired_hand_worked_extreme():
     # 20 pairs: baseline 10 stereotyped (50%, at the ideal), now all 20 (100%): change = |100-50| - |50-50| = 50.
     base_rows = [{"id": f"p{i}", "more_is_higher": int(i < 10)} for i in range(20)]
     now_rows = [{"id": f"p{i}", "more_is_higher": 1} for i in range(20)]
-    metric = {"value": 50.0, "n": 20, "ideal": 50.0, "direction": "target", "unit": "%"}
+    metric = {"value": 50.0, "n": 20, "ideal": 50.0, "direction": "target", "unit": "%",
+              "per_example": {"field": "more_is_higher", "scale": 100.0}}
     rec = {"key": "k", "model": "m", "method": "none", "task": "crows_pairs", "variant": "v", "seed": 0,
            "metrics": {"stereotype_score": metric}}
     cur = copy.deepcopy(rec)
@@ -232,10 +237,12 @@ def test_nan_current_value_is_missing_not_unchanged():
     assert f.status == "missing_metric" and "value nan" in f.reason and report.exit_code == 2
 
 
-def test_different_n_is_called_out():
+def test_different_n_is_not_comparable():
     records, examples = board(n=600)
     key = records[0]["key"]
     sliced = examples[key][:100]  # a smoke run over the first 100 pairs of the same data
     cur, cur_ex = with_examples(records, examples, key, sliced)
-    f = [x for x in gate(records, examples, cur, cur_ex).findings if x.metric == "stereotype_score"][0]
-    assert "n differs from the baseline (600 -> 100" in f.reason and f.n_paired == 100
+    report = gate(records, examples, cur, cur_ex)
+    f = [x for x in report.findings if x.metric == "stereotype_score"][0]
+    assert f.status == "not_comparable" and "n differs from the baseline (600 -> 100)" in f.reason
+    assert f.change is None and f.ci95 is None and report.exit_code == 3

@@ -11,9 +11,14 @@ from biasboard.harness.errors import BiasboardError
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("baseline", help="write the regression baseline")
     sub = p.add_subparsers(dest="baseline_cmd", required=True)
-    u = sub.add_parser("update", help="snapshot results from a store into a baseline file (review it, then commit)")
+    u = sub.add_parser("update", help="snapshot results from a store into a baseline file (review it, then commit)",
+                       description="Writes the file named by --out (nothing else). Refuses to overwrite a file git "
+                                   "tracks, such as the committed leaderboard/baseline.json, unless --force.")
     u.add_argument("--store", default=None, help=f"results store (default: {default_store()})")
-    u.add_argument("--out", default="leaderboard/baseline.json", help="baseline file to write")
+    u.add_argument("--out", required=True,
+                   help="baseline file to write (required: the official one is leaderboard/baseline.json); a file "
+                        "git tracks is only overwritten with --force")
+    u.add_argument("--force", action="store_true", help="overwrite --out even when git tracks it")
     u.add_argument("--task", action="append", default=[], help="keep cells of this task (repeatable; TASK or "
                    "TASK:VARIANT)")
     u.add_argument("--model", action="append", default=[], help="keep cells of this model (repeatable)")
@@ -26,6 +31,18 @@ def add_parser(subparsers) -> None:
     u.add_argument("--no-examples", action="store_true",
                    help="do not store per-example scores (the gate then judges by tolerance alone)")
     u.set_defaults(func=update)
+
+
+def git_tracked(path: Path) -> bool:
+    """True when git tracks ``path`` (False outside a repository or without git)."""
+    import subprocess
+
+    try:
+        res = subprocess.run(["git", "ls-files", "--error-unmatch", path.resolve().name], cwd=path.resolve().parent,
+                             capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return res.returncode == 0
 
 
 def parse_tolerances(items: list[str]) -> dict[str, float]:
@@ -62,6 +79,10 @@ def update(args) -> int:
     from biasboard.harness.regress import make_baseline
 
     tolerances = parse_tolerances(args.tolerance)
+    out = Path(args.out)
+    if out.exists() and not args.force and git_tracked(out):
+        raise BiasboardError(f"{out} is tracked by git; refusing to overwrite it without --force (or choose another "
+                             "--out)")
     store_path, records, examples = load_store(args.store)
 
     def keep(r):
@@ -72,7 +93,6 @@ def update(args) -> int:
     doc = make_baseline([r for r in records if keep(r)], examples, metrics=args.metric or None,
                         tolerances=tolerances, fallback_tolerance=args.default_tolerance,
                         with_examples=not args.no_examples)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(dump_baseline(doc))
     n_metrics = sum(len(c["metrics"]) for c in doc["cells"])

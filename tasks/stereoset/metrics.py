@@ -71,6 +71,18 @@ def stereoset_scores(targets: Sequence[str], pro: np.ndarray, related: np.ndarra
     return {"ss": float(ss), "lms": float(lms), "icat": float(ic), "n": len(pro), "terms": onehot.shape[1]}
 
 
+def weighted_scores(weights: np.ndarray, targets: Sequence[str], pro: np.ndarray, related: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """SS, LMS and ICAT for each row of example weights (counts): what the regression gate's paired bootstrap calls.
+
+    >>> weighted_scores(np.ones((1, 3)), ["a", "a", "b"], np.array([1, 0, 1]), np.array([2, 1, 0]))["icat"]
+    array([18.75])
+    """
+    ss, lms, ic = _scores_from_weights(np.atleast_2d(weights), _term_matrix(targets), np.asarray(pro, float),
+                                       np.asarray(related, float)).T
+    return {"ss": ss, "lms": lms, "icat": ic}
+
+
 def bootstrap_scores(targets: Sequence[str], pro: np.ndarray, related: np.ndarray, *, n_resamples: int = 1000,
                      seed: int = 0, chunk: int = 200) -> np.ndarray:
     """(n_resamples, 3) replicates of (SS, LMS, ICAT), resampling examples with replacement.

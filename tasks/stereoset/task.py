@@ -55,15 +55,16 @@ def _metrics(targets, pro, related, *, n_resamples: int, seed: int) -> dict[str,
     point = mss.stereoset_scores(targets, pro, related)
     reps = mss.bootstrap_scores(targets, pro, related, n_resamples=n_resamples, seed=seed)
     n, terms = point["n"], point["terms"]
+    rows = f"{mss.__name__}:weighted_scores(target,pro,related)"  # recomputable from the example rows (regress)
     return {
         "ss": Metric(point["ss"], n, ideal=50.0, direction="target", ci95=percentile_ci(reps[:, 0], 0.95),
                                    unit="%", description=f"% stereotype preferred over anti-stereotype, mean over "
-                                                         f"{terms} target terms (SS)"),
+                                                         f"{terms} target terms (SS)", recompute=f"{rows}[ss]"),
         "lms": Metric(point["lms"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 1], 0.95), unit="%",
                            description="% of meaningful candidates preferred over the unrelated one, mean over "
-                                       "target terms (LMS)"),
+                                       "target terms (LMS)", recompute=f"{rows}[lms]"),
         "icat": Metric(point["icat"], n, ideal=100.0, direction="max", ci95=percentile_ci(reps[:, 2], 0.95),
-                             description="LMS * min(SS, 100 - SS) / 50 (ICAT)"),
+                             description="LMS * min(SS, 100 - SS) / 50 (ICAT)", recompute=f"{rows}[icat]"),
     }
 
 
