@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 import biasboard.harness as harness
+from biasboard.harness.errors import DataError
 from biasboard.harness.regress import compare, make_baseline, parse_baseline, per_example_scores
 from biasboard.harness.regress_report import _md, render_markdown, summary
 from biasboard.harness.stats import paired_bootstrap_diff
@@ -31,17 +32,20 @@ def paired_change(sub: dict, ref: dict, name: str, examples: Callable[[str], lis
                   seed: int = 0) -> dict[str, Any] | None:
     """Change of metric ``name`` (submission minus reference) with a paired bootstrap 95% CI over shared examples.
 
-    Uses the per-example field whose mean reproduces the metric on both sides (as the regression gate does);
-    None when there is no such field or fewer than 10 shared example ids.
+    Uses the per-example field the metric declares (``Metric.per_example``, as the regression gate does); None when
+    it declares none, the rows do not reproduce it, or fewer than 10 example ids are shared.
     """
     a_metric, b_metric = (ref.get("metrics") or {}).get(name), (sub.get("metrics") or {}).get(name)
     if not a_metric or not b_metric or a_metric.get("value") is None or b_metric.get("value") is None:
         return None
-    pa = per_example_scores(a_metric, examples(ref["key"]))
-    pb = per_example_scores(b_metric, examples(sub["key"]))
-    if pa is None or pb is None or pa.field != pb.field or pa.scale != pb.scale:
+    try:
+        pa = per_example_scores(a_metric, examples(ref["key"]))
+        pb = per_example_scores(b_metric, examples(sub["key"]))
+    except DataError:  # rows that do not reproduce the metric: no paired change
         return None
-    ids = sorted(set(pa.values) & set(pb.values))
+    if pa is None or pb is None or pa.recompute or pa.declaration() != pb.declaration():
+        return None
+    ids = sorted(i for i in set(pa.values) & set(pb.values) if pa.values[i] is not None and pb.values[i] is not None)
     if len(ids) < 10:
         return None
     a = np.array([pa.values[i] for i in ids]) * pa.scale

@@ -252,3 +252,17 @@ def test_regress_help_documents_exit_code_3(capsys):
         cli("regress", "--help")
     out = " ".join(capsys.readouterr().out.split())
     assert "3 no regression, but some cells are not comparable" in out and "--allow-not-comparable" in out
+
+
+def test_submission_report_pairs_on_the_declared_column_only():
+    from biasboard.harness.submission_report import paired_change
+
+    rows = crows_examples(200, 0.6, seed=9)
+    ref = crows_record("m", "none", rows)
+    moved = _nudged(rows, 20)
+    sub = crows_record("m", "perturb", moved)
+    examples = {ref["key"]: rows, sub["key"]: moved}.get
+    change = paired_change(sub, ref, "stereotype_score", examples)
+    assert change["field"] == "more_is_higher" and change["change"] == pytest.approx(10.0)
+    del sub["metrics"]["stereotype_score"]["per_example"]  # undeclared: no guessing, no paired change
+    assert paired_change(sub, ref, "stereotype_score", examples) is None
