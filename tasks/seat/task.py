@@ -1,7 +1,11 @@
 """SEAT (May et al. 2019) for sentence encoders and WEAT (Caliskan et al. 2017) for word vectors.
 
 ``seat`` runs the 23 sentence tests of sent-bias and bias-bench (15 ``sent-weat*``, 2 angry-black-woman, 2
-Heilman double-bind, 4 religion). Every distinct sentence is encoded once, in batches. Pooling variants:
+Heilman double-bind, 4 religion) by default, bias-bench's set. ``extra: {tests: [...]}`` selects any of the 50 test
+files by name instead: those 23 plus sent-bias's other 27 (the word-level ``weat*`` lists, the word/phrase
+angry-black-woman tests and the Heilman double-bind ``_1``, ``_1+3-``, ``_1-``, ``_one_sentence``, ``_one_word``
+variants), each encoded as sentences, as sent-bias does. Every distinct sentence is encoded once, in batches.
+Pooling variants:
 ``mean`` (mean of the last hidden state over all tokens, special tokens included, L2-normalised: bias-bench's
 encoder, for encoder / mlm / clm models), ``first`` (first position, e.g. [CLS]: encoder / mlm) and ``last``
 (last real token: clm). Cosines do not depend on the normalisation; it is kept to match bias-bench.
@@ -21,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from biasboard.harness.data import find
+from biasboard.harness.digest import files_sha256
 from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.models import scoring
+from biasboard.harness.matrix import did_you_mean
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import RunContext, Task, TaskResult, Variant
 from biasboard.tasks.seat.runner import lookup_vectors, run_tests
@@ -47,6 +53,14 @@ SEAT_BIAS_TYPES = {
              "sent-weat3b", "sent-weat4", "sent-weat5", "sent-weat5b"),
     "religion": ("sent-religion1", "sent-religion1b", "sent-religion2", "sent-religion2b"),
 }
+SEAT_EXTRA_FILES = {name: f"seat/{name}.jsonl" for name in (
+    "angry_black_woman_stereotype", "angry_black_woman_stereotype_b",
+    *(f"heilman_double_bind_{kind}_{v}" for kind in ("competent", "likable")
+      for v in ("1", "1+3-", "1-", "one_sentence", "one_word")))}
+SEAT_EXTRA_FILES.update({f"weat{i}": f"seat/weat{i}.jsonl"
+                         for i in ("1", "2", "3", "3b", "4", "5", "5b", "6", "6b", "7", "7b", "8", "8b", "9", "10")})
+SEAT_ALL_FILES = {**SEAT_FILES, **SEAT_EXTRA_FILES}
+"""Every sent-bias / bias-bench test file, selectable by name with ``extra: {tests: [...]}``."""
 WEAT_FILES = {f"weat{i}": f"seat/weat{i}.jsonl"
               for i in ("1", "2", "3", "3b", "4", "5", "5b", "6", "6b", "7", "7b", "8", "8b", "9", "10")}
 WEAT_BIAS_TYPES = {
@@ -83,6 +97,22 @@ SHA256 = {
     "seat/bias_bench_religion/sent-religion2.jsonl": "692ca32dc36305d34792aea17b9b1e3d520fe0f3c686f59d34159c9cfb3cdb2a",
     "seat/bias_bench_religion/sent-religion2b.jsonl":
         "b7012c637402e85f00da240daf040b92888df4923c31a06e64998abf3a043521",
+    "seat/angry_black_woman_stereotype.jsonl": "06ac61a1054ff82596a4b713e1acc5d800e5b70e84b1dd24d9e32231854e8828",
+    "seat/angry_black_woman_stereotype_b.jsonl": "69844f32f32f1f33264446d5a8ff75b11e896719c6627e8721a2e3153c493b9d",
+    "seat/heilman_double_bind_competent_1+3-.jsonl": "21924ce01aaee12162d8833e4f1dc5c3c332ebbbc720e7736ef554851cf1e4d2",
+    "seat/heilman_double_bind_competent_1-.jsonl": "08d78185021e1dc899ca349759906d42a74d245de62a624ca7cf24853c85f936",
+    "seat/heilman_double_bind_competent_1.jsonl": "83260f3683107446d18f20d1653a63cf53e30660fb800b4419719c0548d81c5e",
+    "seat/heilman_double_bind_competent_one_sentence.jsonl":
+        "472b008cdeaebc97287e25dda29cee80fbcfdf976bbdcc267a9789c39580b2bf",
+    "seat/heilman_double_bind_competent_one_word.jsonl":
+        "2926a59745fa07c4069cdfe5eec3153b3a1eb43e1edeefe41667765f2b87a32f",
+    "seat/heilman_double_bind_likable_1+3-.jsonl": "7bae0867001c671175d1582e1607fa16fbf3268a4862d68ee05b8b0a046c5663",
+    "seat/heilman_double_bind_likable_1-.jsonl": "aa3c3b26c8059b7f6318b37f1d1133161dc0b28531f9f2e797acbf46c1c219ca",
+    "seat/heilman_double_bind_likable_1.jsonl": "ebfc4ce95c6687a96d8cecdd453c51b252803b1cd94c98efccb4860a5612f139",
+    "seat/heilman_double_bind_likable_one_sentence.jsonl":
+        "76a61eade11c46470d40746a45fff48235339aebe6302a00e7edeb95c6498a06",
+    "seat/heilman_double_bind_likable_one_word.jsonl":
+        "47566cb0cf9a96a102f96a8b4f5fa1a7ff5108fc9d51b7564adcae30f4031ae4",
     "seat/weat1.jsonl": "c12c192a4b8011590cfe7de237cb2e0dbcd0e7328e3b7baf63869ccfd61bc0ea",
     "seat/weat10.jsonl": "4878efc95d1bbb9c482fc90a5c2c379f9b5a990c7ea9e61f13611fff355a23bc",
     "seat/weat2.jsonl": "d907a10b5a84a72f4e60bf069562565aa88b0e0c84e26adb38a75536718e25b9",
@@ -100,20 +130,26 @@ SHA256 = {
     "seat/weat9.jsonl": "e4c9ab7cd719dcc05a2bd86c390de31ae2778db3c362b360206c0491751fe9f7",
     "seat/weat_caliskan_wefe/WEAT.json": "1a4a448a1825b29c67a7ebb7733343084b015f5b8ed720b2d9e193840a3d49a1",
 }
-declare_sources("seat", {p: SHA256[p] for p in SEAT_FILES.values()})
+declare_sources("seat", {p: SHA256[p] for p in SEAT_ALL_FILES.values()})
 declare_sources("weat", {p: SHA256[p] for p in [*WEAT_FILES.values(), WEFE_FILE]})
 
 
-def _selected(files: dict[str, str], ctx: RunContext) -> dict[str, str]:
-    """Restrict to ``ctx.extra["tests"]`` (a list of test names) or the first ``max_examples`` tests (smoke runs)."""
+def _selected(files: dict[str, str], ctx: RunContext, selectable: dict[str, str] | None = None,
+              task: str = "") -> dict[str, str]:
+    """Restrict to ``ctx.extra["tests"]`` (test names from ``selectable``, default ``files``; kept in that dict's
+    order) or to the first ``max_examples`` of the default ``files`` (smoke runs)."""
     wanted = ctx.extra.get("tests")
+    selectable = files if selectable is None else selectable
     if not wanted:
         limit = ctx.extra.get("max_examples")
         return dict(list(files.items())[: int(limit)]) if limit else files
-    unknown = sorted(set(wanted) - set(files))
-    if unknown:
-        raise UnsupportedError(f"unknown test(s) {unknown}; valid: {sorted(files)}")
-    return {k: v for k, v in files.items() if k in wanted}
+    if isinstance(wanted, str) or not isinstance(wanted, (list, tuple)):
+        raise UnsupportedError(f"{task}: extra.tests must be a list of test names, got {wanted!r}")
+    for name in wanted:
+        if name not in selectable:
+            raise UnsupportedError(f"{task}: extra.tests: unknown test {name!r}{did_you_mean(name, selectable)} "
+                                   f"(valid: {', '.join(sorted(selectable))})")
+    return {k: v for k, v in selectable.items() if k in wanted}
 
 
 @register_task
@@ -141,8 +177,9 @@ class Seat(Task):
         if handle.family not in spec.families:
             raise UnsupportedError(f"seat:{variant} needs a {' / '.join(spec.families)} model; "
                                    f"{handle.id!r} is {handle.family}")
-        files = _selected(SEAT_FILES, ctx)
-        tests = [load_test(find(p, task="seat"), name) for name, p in files.items()]
+        files = _selected(SEAT_FILES, ctx, SEAT_ALL_FILES, task="seat")
+        paths = {name: find(p, task="seat") for name, p in files.items()}
+        tests = [load_test(path, name) for name, path in paths.items()]
         texts = list(dict.fromkeys(t for test in tests for t in (*test.x, *test.y, *test.a, *test.b)))
         vecs = scoring.encode(handle, texts, pooling=spec.options["pooling"], batch_size=ctx.batch_size,
                               normalize=True, progress=ctx.progress)
@@ -150,6 +187,8 @@ class Seat(Task):
         prepared = [lookup_vectors(test, lambda s: vecs[index[s]]) for test in tests]
         result = run_tests(prepared, SEAT_BIAS_TYPES, ctx)
         result.notes.insert(0, f"{len(texts)} distinct sentences encoded once ({spec.options['pooling']} pooling)")
+        if ctx.extra.get("tests"):
+            result.data_sha256 = files_sha256(paths.values())  # the selected files, not the default set
         return result
 
 
@@ -191,9 +230,10 @@ class Weat(Task):
     def _tests(self, variant: str, ctx: RunContext) -> list[SeatTest]:
         if variant == "caliskan_wefe":
             tests = load_wefe_tests(find(WEFE_FILE, task="weat"))
-            names = _selected({t.name: "" for t in tests}, ctx)
+            names = _selected({t.name: "" for t in tests}, ctx, task="weat")
             return [t for t in tests if t.name in names]
-        return [load_test(find(p, task="weat"), name) for name, p in _selected(WEAT_FILES, ctx).items()]
+        files = _selected(WEAT_FILES, ctx, task="weat")
+        return [load_test(find(p, task="weat"), name) for name, p in files.items()]
 
     def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:
         if handle.family != "wordvec":
