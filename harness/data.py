@@ -26,8 +26,19 @@ class DataSource:
     url: str
     """Public URL of the original at a pinned commit."""
     sha256: str
-    """Expected digest; a fetched file that differs is rejected."""
+    """Expected digest; a fetched file that differs is rejected. Empty when only ``git_blob_sha1`` is known."""
     license: str = ""
+    git_blob_sha1: str = ""
+    """The file's git blob id in the pinned commit's tree (``git ls-tree``), checked when ``sha256`` is empty: it
+    pins files whose content could not be read here to compute a sha256."""
+
+    def matches(self, path: Path) -> tuple[bool, str]:
+        """(digest matches, the digest found) by sha256, else by git blob id."""
+        if self.sha256:
+            got = _sha256(path)
+            return got == self.sha256, got
+        got = _git_blob_sha1(path)
+        return bool(self.git_blob_sha1) and got == self.git_blob_sha1, got
 
 
 SOURCES: dict[str, list[DataSource]] = {}
@@ -59,6 +70,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _git_blob_sha1(path: Path) -> str:
+    """git's object id of a file's content: sha1 of ``blob <size>\\0`` + content."""
+    data = Path(path).read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Path]:
     """Download the original files of one task (or all) into the user cache, verifying sha256."""
     import biasboard.harness.registry as registry
@@ -71,7 +88,7 @@ def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Pa
     for name in names:
         for src in SOURCES[name]:
             dest = fetched_data_dir() / src.relpath
-            if dest.exists() and not force and _sha256(dest) == src.sha256:
+            if dest.exists() and not force and src.matches(dest)[0]:
                 log(f"ok       {src.relpath} (cached)")
                 done.append(dest)
                 continue
@@ -83,10 +100,11 @@ def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Pa
             except OSError as exc:
                 os.unlink(tmp)
                 raise DataError(f"could not download {src.url}: {exc}") from exc
-            got = _sha256(Path(tmp))
-            if got != src.sha256:
+            ok, got = src.matches(Path(tmp))
+            if not ok:
                 os.unlink(tmp)
-                raise DataError(f"{src.url}: sha256 {got} does not match the expected {src.sha256}")
+                kind, want = ("sha256", src.sha256) if src.sha256 else ("git blob id", src.git_blob_sha1)
+                raise DataError(f"{src.url}: {kind} {got} does not match the expected {want}")
             os.replace(tmp, dest)
             log(f"fetched  {src.relpath}")
             done.append(dest)
