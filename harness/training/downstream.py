@@ -242,8 +242,8 @@ class _DownstreamStep(StepHooks):
     """Batches of the training split, the head's per-example losses through the objective, validation loss at
     ``evals_per_epoch`` points of each pass with early stopping after ``patience`` checks without improvement."""
 
-    def __init__(self, model: TextClassifier, tokenizer, train: TextDataset, val: TextDataset, config: TrainConfig,
-                 objective: Objective, batches: int):
+    def __init__(self, tokenizer, train: TextDataset, val: TextDataset, config: TrainConfig, objective: Objective,
+                 batches: int):
         self.train, self.val, self.config, self.objective = train, val, config, objective
         self.enc_train = _Encoded(tokenizer, train, config.max_length)
         self.enc_val = _Encoded(tokenizer, val, config.max_length)
@@ -287,7 +287,7 @@ def _train(model: TextClassifier, tokenizer, train: TextDataset, val: TextDatase
     batches = batches_per_pass(len(train), config.batch_size, drop_last=False)
     opt, _ = adamw(model.named_parameters(), config)
     sched = linear_warmup(opt, config, batches * config.epochs)
-    step = _DownstreamStep(model, tokenizer, train, val, config, objective, batches)
+    step = _DownstreamStep(tokenizer, train, val, config, objective, batches)
     started = time.perf_counter()
     train_loop(model, step, config, optimizer=opt, batches=batches, epochs=config.epochs, scheduler=sched,
                clip=list(model.parameters()), seed=config.seed)
