@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 
 from biasboard.harness.errors import BiasboardError
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except BiasboardError as exc:
         print(f"biasboard: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.DatabaseError as exc:  # a store that passed the open checks but is damaged further in
+        print(f"biasboard: error: results store: {exc} (the file may be truncated or corrupt)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("biasboard: interrupted; finished cells are saved, rerun to continue", file=sys.stderr)
         return 130

@@ -62,6 +62,25 @@ def find(relpath: str, *, task: str = "") -> Path:
                     f"set BIASBOARD_DATA_DIR to a folder that has it")
 
 
+def file_matches_source(path: Path, src: DataSource) -> str | None:
+    """None when ``path`` is not ``src``'s file or has its pinned digest; else a message naming the file (a
+    local copy that was edited or cut short still runs, and the result carries this as a warning)."""
+    if not Path(path).as_posix().endswith("/" + src.relpath.lstrip("/")):
+        return None
+    from biasboard.harness.digest import file_sha256
+
+    if src.sha256:
+        kind, want, got = "sha256", src.sha256, file_sha256(path)
+    elif src.git_blob_sha1:
+        kind, want, got = "git blob id", src.git_blob_sha1, src.matches(Path(path))[1]
+    else:
+        return None
+    if got == want:
+        return None
+    return (f"data file {src.relpath} differs from the pinned original ({kind} {got[:12]}..., expected "
+            f"{want[:12]}...): a modified or truncated copy; results computed from it are not comparable")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -1,11 +1,18 @@
 """Evaluation matrices: models x methods x tasks x seeds, read from YAML, expanded into cells with cache keys.
 
 A cell's key is a digest of everything that determines its result: the harness version, the resolved weights
-digest, the method's name, version and resolved parameters, the task's name, version and variant, the data digest
-and the seed. A finished cell is never recomputed unless forced.
+digest, the method's name, version and resolved parameters, the task's name, version and variant, the data digest,
+the seed, the task options (``extra``) and the bootstrap size. Settings that cannot change a number (batch size,
+progress bars, quiet) are not in it. A finished cell is never recomputed unless forced.
+
+Everything that can be checked without a model is checked here, when the matrix is read: option types and ranges,
+method parameters against their declarations, seeds, and ``extra`` keys against the keys tasks and methods declare.
 """
 from __future__ import annotations
 
+import difflib
+import inspect
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,133 @@ from biasboard.harness.digest import files_sha256, json_sha256
 from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.models.handles import ModelSpec, ResolvedModel, resolve_model
 from biasboard.harness.registry import METHODS, TASKS
+
+DEFAULT_N_BOOTSTRAP = 1000
+OPTION_KEYS = ("batch_size", "n_bootstrap", "extra")
+"""Keys of a matrix's ``options``: ``n_bootstrap`` and ``extra`` are in the cell key, ``batch_size`` is not."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_options(options: Any, *, source: str) -> dict[str, Any]:
+    """The ``options`` mapping, or a DataError naming the bad field."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise DataError(f"must be a mapping with keys among {list(OPTION_KEYS)}, got {options!r}", path=source,
+                        field="options")
+    for key in options:
+        if key not in OPTION_KEYS:
+            raise DataError(f"unknown option{did_you_mean(key, OPTION_KEYS)} (options: {', '.join(OPTION_KEYS)})",
+                            path=source, field=f"options.{key}")
+    for key in ("batch_size", "n_bootstrap"):
+        if key in options and (not _is_int(options[key]) or options[key] < 1):
+            raise DataError(f"must be a positive integer, got {options[key]!r}", path=source, field=f"options.{key}")
+    if not isinstance(options.get("extra") or {}, dict):
+        raise DataError(f"must be a mapping, got {options['extra']!r}", path=source, field="options.extra")
+    return dict(options)
+
+
+def _manifest_of(method_cls) -> dict[str, Any] | None:
+    """The submission manifest next to the method's module, when it has one (it declares types and ranges)."""
+    try:
+        folder = Path(inspect.getfile(method_cls)).parent
+    except (TypeError, OSError):
+        return None
+    if not (folder / "manifest.yaml").is_file():
+        return None
+    from biasboard.harness.submission import load_manifest
+
+    return load_manifest(folder)
+
+
+def _type_error(name: str, value: Any, default: Any) -> str | None:
+    """A value of another type than the parameter's default (bool, int, float, str, list); None defaults any."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = _is_int(value)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(default))
+    return None if ok else f"{name}: value {value!r} is not of type {type(default).__name__}"
+
+
+def check_method_params(mspec: "MethodSpec") -> None:
+    """Parameter names, types and ranges against the method's declaration (its manifest when it has one, else the
+    types of its defaults): a bad value fails when the matrix is read, before any model loads."""
+    method_cls = METHODS.get(mspec.name)
+    given = dict(mspec.params)
+    method_cls().resolve_params(given)  # unknown names
+    manifest = _manifest_of(method_cls)
+    if manifest is not None:
+        from biasboard.harness.submission import param_errors
+
+        problems = param_errors(manifest, given)
+    else:
+        problems = [e for k, v in given.items() if (e := _type_error(k, v, method_cls.params.get(k)))]
+    if problems:
+        raise BiasboardError(f"method {mspec.name!r}: " + "; ".join(problems))
+
+
+def declared_extra_keys(cls) -> set[str] | None:
+    """The ``ctx.extra`` keys a task or method class declares it reads (``extra_keys``); None when a task does
+    not declare them (then any key is accepted for it)."""
+    keys = getattr(cls, "extra_keys", None)
+    return None if keys is None else set(keys)
+
+
+def all_known_extra_keys() -> set[str]:
+    """Every ``extra`` key any registered task or method declares (for did-you-mean on an unknown key)."""
+    known: set[str] = set()
+    for registry in (TASKS, METHODS):
+        for name in registry.names():
+            try:
+                known |= declared_extra_keys(registry.get(name)) or set()
+            except Exception:  # a plugin that fails to import has no say here
+                continue
+    return known
+
+
+def check_extra(matrix_extra: dict[str, Any], tasks: tuple["TaskSpec", ...], methods: tuple["MethodSpec", ...], *,
+                source: str) -> list[str]:
+    """Errors for ``extra`` keys no task or method reads (with a did-you-mean) and for a task entry's key its task
+    ignores; warnings (returned) for a matrix-wide key some tasks of the matrix ignore."""
+    method_keys: set[str] = set()
+    for m in methods:
+        method_keys |= declared_extra_keys(METHODS.get(m.name)) or set()
+    reads = {t.name: declared_extra_keys(TASKS.get(t.name)) for t in tasks}
+    for i, tspec in enumerate(tasks):
+        own = reads[tspec.name]
+        for key, _ in tspec.extra:
+            if own is not None and key not in own | method_keys:
+                hint = "" if key in all_known_extra_keys() else did_you_mean(key, own | method_keys)
+                raise DataError(f"task {tspec.name!r} does not read extra key {key!r}{hint} (it reads: "
+                                f"{', '.join(sorted(own)) or '-'})", path=source, row=i + 1, field="tasks")
+    warnings = []
+    for key in matrix_extra:
+        ignoring = sorted(n for n, own in reads.items() if own is not None and key not in own | method_keys)
+        if not ignoring:
+            continue
+        if len(ignoring) == len(reads):
+            known = all_known_extra_keys()
+            if key not in known:
+                raise DataError(f"no task or method reads this key{did_you_mean(key, known)}", path=source,
+                                field=f"options.extra.{key}")
+        warnings.append(f"{source}: options.extra.{key} is ignored by task(s) {', '.join(ignoring)}")
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -100,6 +234,8 @@ class Matrix:
     exclude: tuple[dict[str, Any], ...] = ()
     """Pairings to leave out, e.g. ``{model: zoo:smollm2-135m, task: seat}`` (keys: model, method, task, variant,
     seed); an entry matches a cell when every key it gives matches."""
+    warnings: tuple[str, ...] = ()
+    """Problems that do not stop the run (e.g. an ``extra`` key some tasks ignore); commands print them."""
 
     def excludes(self, model: str, method: str, task: str, variant: str, seed: int) -> bool:
         cell = {"model": model, "method": method, "task": task, "variant": variant, "seed": seed}
@@ -109,9 +245,16 @@ class Matrix:
     def load(cls, path: str | Path) -> "Matrix":
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
+            raw = path.read_bytes()
+            text = raw.decode("utf-8")
+            data = yaml.safe_load(text)
         except FileNotFoundError:
             raise BiasboardError(f"matrix file {path} not found") from None
+        except IsADirectoryError:
+            raise BiasboardError(f"matrix file {path} is a directory") from None
+        except UnicodeDecodeError as exc:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise DataError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at line {line}", path=path) from None
         except yaml.YAMLError as exc:
             raise DataError(f"not valid YAML: {exc}", path=path) from None
         return cls.from_dict(data, source=str(path))
@@ -147,18 +290,34 @@ class Matrix:
                 raise DataError(f"each entry is a mapping with keys among {sorted(rule_keys)}", path=source,
                                 row=i + 1, field="exclude")
         seeds = data.get("seeds", [0])
-        if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
-            raise DataError("must be a list of integers", path=source, field="seeds")
+        if not isinstance(seeds, list) or not seeds or not all(_is_int(s) and 0 <= s < 2 ** 32 for s in seeds):
+            raise DataError(f"must be a non-empty list of integers in [0, 2**32), got {seeds!r}", path=source,
+                            field="seeds")
+        if "methods" in data and not data["methods"]:
+            raise DataError("empty; leave the key out to evaluate the models as they are (method none)",
+                            path=source, field="methods")
+        options = check_options(data.get("options"), source=source)
         models, tasks = parse_list("models", ModelSpec.parse), parse_list("tasks", TaskSpec.parse)
+
+        def parse_method(value) -> MethodSpec:
+            mspec = MethodSpec.parse(value)
+            check_method_params(mspec)
+            return mspec
+
+        methods = parse_list("methods", parse_method) if data.get("methods") else (MethodSpec("none"),)
+        warnings = check_extra(options.get("extra") or {}, tasks, methods, source=source)
         for i, tspec in enumerate(tasks):
             unknown = sorted(set(tspec.models) - {m.id for m in models})
             if unknown:
                 raise DataError(f"task entry {tspec.name!r} names models {unknown} that the matrix does not list",
                                 path=source, row=i + 1, field="tasks")
         return cls(name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
-                   models=models,
-                   methods=parse_list("methods", MethodSpec.parse) if data.get("methods") else (MethodSpec("none"),),
-                   tasks=tasks, seeds=tuple(seeds), options=dict(data.get("options") or {}), exclude=tuple(exclude))
+                   models=models, methods=methods, tasks=tasks, seeds=tuple(seeds), options=options,
+                   exclude=tuple(exclude), warnings=tuple(warnings))
+
+    def print_warnings(self, file=None) -> None:
+        for warning in self.warnings:
+            print(f"biasboard: warning: {warning}", file=file or sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -174,7 +333,12 @@ class Cell:
     key: str
     data_sha256: str
     extra: tuple[tuple[str, Any], ...] = ()
-    """Task-level options of the matrix entry (merged over the run's ``extra`` when the cell is evaluated)."""
+    """Task options of the cell: the matrix's ``options.extra`` with the entry's own ``extra`` over it."""
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP
+    """Bootstrap resamples for the cell's confidence intervals (in the key: it changes the stored CI)."""
+    data_warnings: tuple[str, ...] = ()
+    """Data files whose sha256 differs from the pinned digest (a modified or truncated copy): flagged in the
+    result."""
 
     @property
     def label(self) -> str:
@@ -203,8 +367,10 @@ def compatible(family: str, method_cls, task_cls, variant: str) -> str | None:
 
 
 def cell_key(*, model: ResolvedModel, method_cls, params, task_cls, variant: str, data_sha256: str, seed: int,
-             extra: dict[str, Any] | None = None) -> str:
-    return json_sha256({
+             extra: dict[str, Any] | None = None, n_bootstrap: int = DEFAULT_N_BOOTSTRAP) -> str:
+    """Digest of everything that determines a cell's numbers. ``n_bootstrap`` enters only when it is not the
+    default, so keys of default runs stay what they were (their cached results remain valid)."""
+    content = {
         "extra": dict(extra or {}),
         "harness": harness.__version__,
         "model": model.spec.id, "family": model.family, "dtype": model.spec.dtype, "revision": model.spec.revision,
@@ -212,7 +378,10 @@ def cell_key(*, model: ResolvedModel, method_cls, params, task_cls, variant: str
         "method": method_cls.name, "method_version": method_cls.version, "params": dict(params),
         "task": task_cls.name, "task_version": task_cls.version, "variant": variant,
         "data_sha256": data_sha256, "seed": seed,
-    })
+    }
+    if n_bootstrap != DEFAULT_N_BOOTSTRAP:
+        content["n_bootstrap"] = int(n_bootstrap)
+    return json_sha256(content)
 
 
 def data_digest(task_cls, variant: str) -> str:
@@ -220,11 +389,27 @@ def data_digest(task_cls, variant: str) -> str:
     return files_sha256(files) if files else json_sha256({"task": task_cls.name, "variant": variant, "generated": True})
 
 
+def pinned_data_mismatches(task_cls, variant: str) -> tuple[str, ...]:
+    """One message per data file of the task whose sha256 differs from the digest its ``DataSource`` pins (the
+    original file at a pinned commit): a locally modified or truncated copy still runs, but its results say so."""
+    from biasboard.harness.data import SOURCES, file_matches_source
+
+    out = []
+    for path in task_cls().data_files(variant):
+        for src in SOURCES.get(task_cls.name, []):
+            problem = file_matches_source(Path(path), src)
+            if problem:
+                out.append(problem)
+    return tuple(out)
+
+
 def plan(matrix: Matrix) -> tuple[list[Cell], list[Skipped]]:
     """Expand a matrix into runnable cells (with keys) and skipped pairings (with reasons)."""
     cells, skipped = [], []
     resolved = [resolve_model(m) for m in matrix.models]
     data_cache: dict[tuple[str, str], str] = {}
+    pinned: dict[tuple[str, str], tuple[str, ...]] = {}
+    n_bootstrap = int(matrix.options.get("n_bootstrap", DEFAULT_N_BOOTSTRAP))
     for model in resolved:
         for mspec in matrix.methods:
             method_cls = METHODS.get(mspec.name)
@@ -242,12 +427,15 @@ def plan(matrix: Matrix) -> tuple[list[Cell], list[Skipped]]:
                         continue
                     if (tspec.name, variant) not in data_cache:
                         data_cache[(tspec.name, variant)] = data_digest(task_cls, variant)
+                        pinned[(tspec.name, variant)] = pinned_data_mismatches(task_cls, variant)
                     dsha = data_cache[(tspec.name, variant)]
+                    extra = {**(matrix.options.get("extra") or {}), **dict(tspec.extra)}
                     for seed in matrix.seeds:
                         if matrix.excludes(model.spec.id, mspec.name, tspec.name, variant, seed):
                             continue
                         key = cell_key(model=model, method_cls=method_cls, params=params, task_cls=task_cls,
-                                       variant=variant, data_sha256=dsha, seed=seed,
-                                       extra={**(matrix.options.get("extra") or {}), **dict(tspec.extra)})
-                        cells.append(Cell(model, mspec, params, tspec.name, variant, seed, key, dsha, tspec.extra))
+                                       variant=variant, data_sha256=dsha, seed=seed, extra=extra,
+                                       n_bootstrap=n_bootstrap)
+                        cells.append(Cell(model, mspec, params, tspec.name, variant, seed, key, dsha,
+                                          tuple(sorted(extra.items())), n_bootstrap, pinned[(tspec.name, variant)]))
     return cells, skipped

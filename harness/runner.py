@@ -2,6 +2,8 @@
 
 Cells are grouped by (model, method, seed) so a model is loaded and a method applied once per group, not once
 per cell. ``evaluate_cell`` is the unit of work any executor (local, Ray) runs; only the driver writes the store.
+The driver claims each cell in the store before computing it, so concurrent runs on one store split the work
+instead of computing a cell twice.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from biasboard.harness.models.handles import ModelHandle, load_handle
 from biasboard.harness.paths import cache_dir
 from biasboard.harness.registry import METHODS, TASKS
 from biasboard.harness.specs import RunContext
-from biasboard.harness.store import Store
+from biasboard.harness.store import LEASE_SECONDS, Lease, Store
 
 
 def seed_everything(seed: int) -> None:
@@ -133,17 +135,30 @@ class HandleCache:
         return self.applied
 
 
-def make_context(cell: Cell, *, batch_size: int = 32, n_bootstrap: int = 1000, progress: bool = False,
+def make_context(cell: Cell, *, batch_size: int = 32, n_bootstrap: int | None = None, progress: bool = False,
                  extra: dict[str, Any] | None = None) -> RunContext:
     method = METHODS.get(cell.method.name)()
     return RunContext(seed=cell.seed, batch_size=batch_size, params=dict(cell.params),
-                      cache_dir=cache_dir() / "cells", progress=progress, n_bootstrap=n_bootstrap, method=method,
+                      cache_dir=cache_dir() / "cells", progress=progress,
+                      n_bootstrap=cell.n_bootstrap if n_bootstrap is None else n_bootstrap, method=method,
                       extra={**(extra or {}), **dict(cell.extra)})
 
 
-def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size: int = 32, n_bootstrap: int = 1000,
-                  progress: bool = False, extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[dict]]:
-    """Evaluate one cell; returns (result record in the JSON contract, per-example rows)."""
+def check_n_bootstrap(cells: list[Cell], n_bootstrap: int | None) -> None:
+    """The bootstrap size is part of a cell's key: a run may not store results under keys planned for another."""
+    if n_bootstrap is None:
+        return
+    other = sorted({c.n_bootstrap for c in cells if c.n_bootstrap != n_bootstrap})
+    if other:
+        raise BiasboardError(f"n_bootstrap {n_bootstrap} differs from the {other} the cells were planned with; set "
+                             "options.n_bootstrap in the matrix (it is part of the cell key)")
+
+
+def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size: int = 32,
+                  n_bootstrap: int | None = None, progress: bool = False, extra: dict[str, Any] | None = None
+                  ) -> tuple[dict[str, Any], list[dict]]:
+    """Evaluate one cell; returns (result record in the JSON contract, per-example rows). ``n_bootstrap`` defaults
+    to the cell's (its key depends on it); another value is for results that are not stored under that key."""
     handles = handles or HandleCache()
     ctx = make_context(cell, batch_size=batch_size, n_bootstrap=n_bootstrap, progress=progress, extra=extra)
     task_cls = TASKS.get(cell.task)
@@ -154,6 +169,9 @@ def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size:
     if not result.metrics:
         raise BiasboardError(f"task {cell.task}:{cell.variant} returned no metrics")
     seconds = time.perf_counter() - started
+    if cell.data_warnings:
+        result.flags["data_modified"] = True
+        result.notes.extend(cell.data_warnings)
     record = {
         "model": cell.model.spec.id, "method": cell.method.name, "method_params": dict(cell.params),
         "task": cell.task, "variant": cell.variant, "seed": cell.seed,
@@ -172,6 +190,10 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+    """Cells a concurrent run (another owner of a claim) finished while this one waited; counted once there."""
+    running_elsewhere: list[str] = field(default_factory=list)
+    """Cells still claimed by a live concurrent run when this one stopped waiting."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """Cells whose method or task declared the pairing unsupported at run time (not failures; not stored)."""
     interrupted: bool = False
@@ -258,43 +280,96 @@ def pending_cells(cells: list[Cell], store: Store, *, force: bool, summary: RunS
     return pending
 
 
-def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int = 1000,
-              progress: bool = True, extra: dict[str, Any] | None = None,
-              on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
-    """Evaluate pending cells in this process, writing each result to the store the moment it finishes."""
+def claim_all(pending: list[Cell], store: Store, owner: str, *, force: bool, summary: RunSummary,
+              lease: float = LEASE_SECONDS) -> list[Cell]:
+    """Claim every pending cell up front (executors that dispatch cells elsewhere): the ones this run may compute;
+    cells a live concurrent run holds go to ``summary.running_elsewhere``, ones finished meanwhile to
+    ``summary.elsewhere``."""
+    mine = []
+    for cell in pending:
+        state = store.claim(cell.key, owner, lease=lease, force=force)
+        if state == "claimed":
+            mine.append(cell)
+        else:
+            (summary.elsewhere if state == "done" else summary.running_elsewhere).append(cell.key)
+    return mine
+
+
+def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32,
+              n_bootstrap: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None,
+              on_cell: Callable[[Cell, str], None] | None = None, lease: float = LEASE_SECONDS,
+              wait: float | None = None, poll: float = 1.0) -> RunSummary:
+    """Evaluate pending cells in this process, writing each result to the store the moment it finishes.
+
+    Each cell is claimed in the store first; a cell a live concurrent run holds is set aside and rechecked at the
+    end: finished there (counted in ``elsewhere``), taken over when that run died or its lease lapsed, or still
+    running after ``wait`` seconds (None: wait as long as its owner keeps the lease; ``running_elsewhere``)."""
     from tqdm.auto import tqdm
 
+    check_n_bootstrap(cells, n_bootstrap)
     summary = RunSummary()
     pending = pending_cells(cells, store, force=force, summary=summary)
     handles = HandleCache()
     bar = tqdm(total=len(pending), desc="cells", disable=not progress or not pending, unit="cell")
+    owner = Lease(store.path, lease=lease) if pending else None
+
+    def attempt(cell: Cell, force_cell: bool) -> bool:
+        """Claim and compute ``cell``; False when a live concurrent run holds it."""
+        state = store.claim(cell.key, owner.owner, lease=lease, force=force_cell)
+        if state == "busy":
+            return False
+        if state == "done":
+            summary.elsewhere.append(cell.key)
+        else:
+            try:
+                _compute(cell, store, summary, handles, on_cell, batch_size=batch_size, progress=progress,
+                         extra=extra)
+            finally:
+                store.release(cell.key, owner.owner)
+        bar.update(1)
+        return True
+
     try:
+        deferred = []
         for _, group in groupby(pending, key=lambda c: (c.model.spec.id, c.method.label, c.seed)):
             for cell in group:
                 bar.set_postfix_str(cell.label[-60:])
-                try:
-                    record, examples = evaluate_cell(cell, handles=handles, batch_size=batch_size,
-                                                     n_bootstrap=n_bootstrap, progress=progress, extra=extra)
-                except KeyboardInterrupt:
-                    raise
-                except UnsupportedError as exc:  # e.g. resample on data without groups: a pairing, not a bug
-                    summary.skipped.append((cell.key, str(exc)))
-                    if on_cell:
-                        on_cell(cell, "skipped")
-                except Exception as exc:  # one bad cell must not stop the matrix: record it and go on
-                    message = f"{type(exc).__name__}: {exc}"
-                    store.put_failure(cell.key, _failure_record(cell), message + "\n" + traceback.format_exc())
-                    summary.failed.append((cell.key, message))
-                    if on_cell:
-                        on_cell(cell, "failed")
-                else:
-                    store.put(cell.key, record, examples)
-                    summary.done.append(cell.key)
-                    if on_cell:
-                        on_cell(cell, "done")
-                bar.update(1)
+                if not attempt(cell, force):
+                    deferred.append(cell)
+        deadline = None if wait is None else time.monotonic() + wait
+        while deferred:
+            time.sleep(poll)
+            deferred = [cell for cell in deferred if not attempt(cell, False)]
+            if deferred and deadline is not None and time.monotonic() > deadline:
+                summary.running_elsewhere.extend(c.key for c in deferred)
+                break
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
         bar.close()
+        if owner:
+            owner.close()
     return summary
+
+
+def _compute(cell: Cell, store: Store, summary: RunSummary, handles: HandleCache,
+             on_cell: Callable[[Cell, str], None] | None, **settings: Any) -> None:
+    """Evaluate one claimed cell and store its result or failure (a failure never replaces a finished row)."""
+    try:
+        record, examples = evaluate_cell(cell, handles=handles, **settings)
+    except KeyboardInterrupt:
+        raise
+    except UnsupportedError as exc:  # e.g. resample on data without groups: a pairing, not a bug
+        summary.skipped.append((cell.key, str(exc)))
+        status = "skipped"
+    except Exception as exc:  # one bad cell must not stop the matrix: record it and go on
+        message = f"{type(exc).__name__}: {exc}"
+        store.put_failure(cell.key, _failure_record(cell), message + "\n" + traceback.format_exc())
+        summary.failed.append((cell.key, message))
+        status = "failed"
+    else:
+        store.put(cell.key, record, examples)
+        summary.done.append(cell.key)
+        status = "done"
+    if on_cell:
+        on_cell(cell, status)

@@ -23,6 +23,7 @@ from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.tasks import bios_data
 from biasboard.harness.stats import basic_ci, percentile_ci, weighted_bootstrap
 from biasboard.tasks.text_classifier_metrics import gaps_from_weights, rms, tpr_gap_counts, tpr_gaps, tpr_table
+from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, options, split, train_config,
                                    training_summary)
 
@@ -48,6 +49,7 @@ class Bios(Task):
                         FAMILIES, {"source": "real"}),
     }
     default_variant = "synthetic"
+    extra_keys = option_keys(DEFAULTS, variants)
     citation = ("De-Arteaga et al. 2019, Bias in Bios, FAT*; Baksi, Singh, Joshi 2024, Downstream bias mitigation "
                 "is all you need, arXiv 2408.00612")
     axis = "gender"

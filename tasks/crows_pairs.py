@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -58,7 +59,15 @@ class Pair:
 def load_pairs(path: str | Path) -> list[Pair]:
     """Read the CrowS-Pairs CSV, failing on the first malformed row with file, row and field named."""
     path = Path(path)
-    with open(path, newline="", encoding="utf8") as fh:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf8")
+    except UnicodeDecodeError as exc:
+        # the record holding the bad byte: parse the valid prefix plus a stand-in for the rest of that record
+        record = len(list(csv.reader(io.StringIO(raw[:exc.start].decode("utf8") + "X")))) - 1
+        line = raw[:exc.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at line {line}", path=path, row=record) from None
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"sent_more", "sent_less", "stereo_antistereo", "bias_type"} - set(reader.fieldnames or [])
         if missing:
@@ -190,6 +199,8 @@ class CrowsPairs(Task):
         "causal_sum": Variant("lm-evaluation-harness: summed sentence log-likelihood, empty context", ("clm",)),
     }
     default_variant = "pll_unmodified"
+    extra_keys = ("max_examples", "eval_sample", "eval_sample_seed")
+    """``ctx.extra`` keys the task reads."""
 
     def data_files(self, variant: str) -> list[Path]:
         return [find(DATA, task=self.name)]

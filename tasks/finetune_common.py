@@ -37,6 +37,12 @@ def options(defaults: dict[str, Any], variant_options: dict[str, Any], extra: di
     return out
 
 
+def option_keys(defaults: dict[str, Any], variants: dict[str, Any]) -> tuple[str, ...]:
+    """The ``ctx.extra`` keys ``options`` reads for a task (its ``extra_keys`` declaration, checked when a matrix
+    is planned)."""
+    return tuple(sorted({*defaults, *TRAIN_KEYS, "max_examples", *(k for v in variants.values() for k in v.options)}))
+
+
 def train_config(opts: dict[str, Any], *, num_labels: int, seed: int, handle, extra: dict[str, Any]) -> TrainConfig:
     """A TrainConfig from task options. A from-scratch model (``random_init``) brings its own learning rate in
     ``handle.extras["finetune_lr"]``, which an explicit ``lr`` in ``ctx.extra`` still overrides."""

@@ -23,6 +23,7 @@ from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.stats import bootstrap_ci
 from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.tasks.text_classifier_metrics import glue_scores
+from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import capped, options, split, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")
@@ -168,6 +169,7 @@ class Glue(Task):
     families = FAMILIES
     variants = {key: _variant(key) for key in TASKS}
     default_variant = "sst2"
+    extra_keys = option_keys(DEFAULTS, variants)
     citation = "Wang et al. 2019, GLUE: A Multi-Task Benchmark and Analysis Platform for NLU, ICLR"
     axis = "utility"
     fine_tunes = True

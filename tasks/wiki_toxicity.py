@@ -24,6 +24,7 @@ from biasboard.tasks import wiki_data
 from biasboard.harness.stats import basic_ci, hanley_mcneil_se, weighted_bootstrap, weighted_bootstrap_ci
 from biasboard.tasks.text_classifier_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
                                                      error_rate_counts, term_error_rates)
+from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import SYNTHETIC_NOTE, accuracy_metric, capped, options, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")
@@ -62,6 +63,7 @@ class WikiToxicity(Task):
         "fuzzed": _variant("fuzzed", "the same subset with identity terms randomly swapped (1,492)"),
     }
     default_variant = "madlibs"
+    extra_keys = option_keys(DEFAULTS, variants)
     citation = ("Dixon et al. 2018, Measuring and Mitigating Unintended Bias in Text Classification, AIES; Borkan "
                 "et al. 2019, Nuanced Metrics for Measuring Unintended Bias; Baksi, Singh, Joshi 2024, arXiv 2408.00612")
     axis = "identity"

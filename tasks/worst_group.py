@@ -63,6 +63,8 @@ class WorstGroup(Task):
                                     {**CELEBA, "target": "Wavy_Hair", "attribute": "Male"}),
     }
     default_variant = "digits_rho90"
+    extra_keys = (*OVERRIDABLE, "max_examples")
+    """``ctx.extra`` keys the task reads."""
 
     def options(self, variant: str, extra: dict | None = None) -> dict:
         opts = dict(self.variants[variant].options)

@@ -175,14 +175,15 @@ def test_task_entry_extra_reaches_only_its_cells_and_their_keys():
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.runner import make_context
 
-    base = {"models": ["zoo:glove-6b-50d"], "tasks": ["weat"], "options": {"extra": {"a": 1}}}
+    base = {"models": ["zoo:glove-6b-50d"], "tasks": ["weat"], "options": {"extra": {"max_examples": 1}}}
     plain, _ = plan(Matrix.from_dict(base))
-    tuned, _ = plan(Matrix.from_dict({**base, "tasks": [{"task": "weat", "extra": {"eval_sample": 5, "a": 2}}]}))
+    tuned, _ = plan(Matrix.from_dict({**base, "tasks": [{"task": "weat", "extra": {"tests": ["weat1"],
+                                                                                  "max_examples": 2}}]}))
     assert [c.variant for c in plain] == [c.variant for c in tuned]
     assert {c.key for c in plain}.isdisjoint(c.key for c in tuned)
-    ctx = make_context(tuned[0], extra={"a": 1, "b": 3})
-    assert ctx.extra == {"a": 2, "b": 3, "eval_sample": 5}
-    assert make_context(plain[0], extra={"a": 1}).extra == {"a": 1}
+    ctx = make_context(tuned[0], extra={"max_examples": 1, "permutation_samples": 3})
+    assert ctx.extra == {"max_examples": 2, "permutation_samples": 3, "tests": ["weat1"]}
+    assert make_context(plain[0], extra={"max_examples": 1}).extra == {"max_examples": 1}
 
 
 def test_task_entry_can_be_restricted_to_some_models():

@@ -48,13 +48,25 @@ def run(args) -> int:
     from biasboard.harness.runner import evaluate_cell, record_plugin_meta
     from biasboard.harness.store import Store
 
+    from biasboard.harness.errors import BiasboardError, DataError
+
+    if args.batch_size < 1 or args.n_bootstrap < 1:
+        raise BiasboardError("--batch-size and --n-bootstrap must be positive integers")
     model = {"id": args.model, **({"family": args.family} if args.family else {})}
     task_name, _, variant = args.task.partition(":")
     task_cls = TASKS.get(task_name)
     method = {"name": args.method, "params": parse_params(args.param)}
     extra = {"max_examples": args.max_examples} if args.max_examples else {}
-    matrix = Matrix.from_dict({"name": "eval", "models": [model], "methods": [method], "tasks": [args.task],
-                               "seeds": [args.seed], "options": {"extra": extra}})
+    try:
+        matrix = Matrix.from_dict({"name": "eval", "models": [model], "methods": [method], "tasks": [args.task],
+                                   "seeds": [args.seed], "options": {"extra": extra, "n_bootstrap": args.n_bootstrap}},
+                                  source="eval")
+    except DataError as exc:  # name the command-line option, not the matrix built from it
+        option = {"methods": "--param", "models": "--model", "tasks": "--task", "seeds": "--seed"}.get(
+            str(exc.field).split(".")[0], "eval")
+        raise BiasboardError(f"{option}: {str(exc).split(': ', 1)[-1]}") from None
+    matrix.print_warnings()
+    store = None if args.no_cache else Store(store_path(args))
     cells, skipped = plan(matrix)
     if not variant and cells:
         preferred = [c for c in cells if c.variant == task_cls.default_variant]
@@ -63,14 +75,15 @@ def run(args) -> int:
         reasons = "; ".join(s.reason for s in skipped) or f"no variant of {task_name} supports this model"
         raise UnsupportedError(f"cannot evaluate {args.model} on {args.task} with {args.method}: {reasons}")
     cell = cells[0]
-    store = None if args.no_cache else Store(store_path(args))
+    for warning in cell.data_warnings:
+        print(f"biasboard: warning: {warning}", file=sys.stderr)
     if store:
         record_plugin_meta([cell], store)
     cached = store.get(cell.key) if store and not args.force else None
     if cached and cached.get("status") == "done":
         record, examples = cached, (store.examples(cell.key) if args.examples else [])
     else:
-        record, examples = evaluate_cell(cell, batch_size=args.batch_size, n_bootstrap=args.n_bootstrap,
+        record, examples = evaluate_cell(cell, batch_size=args.batch_size,
                                          progress=not args.json and sys.stderr.isatty(), extra=extra)
         if store:
             store.put(cell.key, record, examples)

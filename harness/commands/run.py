@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="forward-pass batch size (results do not depend on it)")
     p.add_argument("--no-site", action="store_true", help="do not build the static leaderboard site")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait at the end for cells a concurrent run on the same store is computing "
+                        "(default: until it finishes them; a dead run's cells are taken over)")
     p.set_defaults(func=run)
 
 
@@ -31,14 +34,20 @@ def default_matrix() -> Path:
 
 
 def run(args) -> int:
+    from biasboard.harness.errors import BiasboardError
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.runner import record_plugin_meta
     from biasboard.harness.store import Store
 
+    if args.batch_size is not None and args.batch_size < 1:
+        raise BiasboardError(f"--batch-size must be a positive integer, got {args.batch_size}")
     matrix = Matrix.load(args.matrix or default_matrix())
-    cells, skipped = plan(matrix)
+    matrix.print_warnings()
     spath = store_path(args)
     store = Store(spath)
+    cells, skipped = plan(matrix)
+    for warning in sorted({w for c in cells for w in c.data_warnings}):
+        print(f"biasboard: warning: {warning}", file=sys.stderr)
     record_plugin_meta(cells, store)
     opts = matrix.options
     batch_size = args.batch_size or int(opts.get("batch_size", 32))
@@ -46,20 +55,16 @@ def run(args) -> int:
     if args.executor == "local":
         from biasboard.harness.runner import run_local
 
-        summary = run_local(cells, store, force=args.force, batch_size=batch_size,
-                            n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
-                            extra=opts.get("extra"))
+        summary = run_local(cells, store, force=args.force, batch_size=batch_size, progress=not args.quiet,
+                            extra=opts.get("extra"), wait=args.wait)
     else:
         import importlib
 
         try:
             executor = importlib.import_module(f"biasboard.harness.executors.{args.executor}")
         except ImportError:
-            from biasboard.harness.errors import BiasboardError
-
             raise BiasboardError(f"unknown executor {args.executor!r}; available: local, ray") from None
-        summary = executor.run(cells, store, force=args.force, batch_size=batch_size,
-                               n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
+        summary = executor.run(cells, store, force=args.force, batch_size=batch_size, progress=not args.quiet,
                                extra=opts.get("extra"), address=args.address)
     keys = {c.key for c in cells}
     records = [r for r in store.records(status=None) if r["key"] in keys]
@@ -67,6 +72,9 @@ def run(args) -> int:
     skipped_at_run = getattr(summary, "skipped", [])
     print(f"\n{len(summary.done)} computed, {len(summary.cached)} from cache, {len(summary.failed)} failed"
           + (f", {len(skipped_at_run)} unsupported" if skipped_at_run else "")
+          + (f", {len(summary.elsewhere)} computed by a concurrent run" if getattr(summary, "elsewhere", None) else "")
+          + (f", {len(summary.running_elsewhere)} still running elsewhere"
+             if getattr(summary, "running_elsewhere", None) else "")
           + (" (interrupted: rerun to continue)" if summary.interrupted else ""))
     for key, message in skipped_at_run:
         print(f"  unsupported {key[:12]}: {message}", file=sys.stderr)

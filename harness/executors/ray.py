@@ -26,8 +26,8 @@ from typing import Any, Callable
 from biasboard.harness.errors import BiasboardError
 from biasboard.harness.executors.resources import Resources, cell_resources
 from biasboard.harness.matrix import Cell
-from biasboard.harness.runner import RunSummary, _failure_record, pending_cells
-from biasboard.harness.store import Store
+from biasboard.harness.runner import RunSummary, _failure_record, check_n_bootstrap, claim_all, pending_cells
+from biasboard.harness.store import Lease, Store
 
 __all__ = ["run", "CellWorker", "local_cluster_env", "included_paths"]
 
@@ -286,7 +286,7 @@ def _slots(ray, groups: deque, max_workers: int | None) -> int:
     return max(1, min(fits or [1]))
 
 
-def run(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int = 1000,
+def run(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32, n_bootstrap: int | None = None,
         progress: bool = True, extra: dict[str, Any] | None = None, address: str | None = None,
         max_retries: int = 2, max_workers: int | None = None, resources: dict[str, Any] | None = None,
         includes: list[str] | None = None, on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
@@ -298,10 +298,28 @@ def run(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int
     overrides every worker's request (e.g. ``{"num_gpus": 1}``); ``includes`` are ``--include`` paths to
     import in the workers (default: whatever this process included).
     """
+    check_n_bootstrap(cells, n_bootstrap)
     summary = RunSummary()
     pending = pending_cells(cells, store, force=force, summary=summary)
     if not pending:
         return summary
+    lease = Lease(store.path)
+    try:
+        pending = claim_all(pending, store, lease.owner, force=force, summary=summary, lease=lease.lease)
+        if pending:
+            _run_claimed(pending, store, summary, batch_size=batch_size, n_bootstrap=n_bootstrap,
+                         progress=progress, extra=extra, address=address, max_retries=max_retries,
+                         max_workers=max_workers, resources=resources, includes=includes, on_cell=on_cell)
+    finally:
+        for cell in pending:
+            store.release(cell.key, lease.owner)
+        lease.close()
+    return summary
+
+
+def _run_claimed(pending: list[Cell], store: Store, summary: RunSummary, *, batch_size, n_bootstrap, progress,
+                 extra, address, max_retries, max_workers, resources, includes, on_cell) -> None:
+    """Evaluate already claimed cells on Ray (see ``run``)."""
     ray = _import_ray(start_local=address is None)
     connected_here = not ray.is_initialized()
     if connected_here:
@@ -325,4 +343,3 @@ def run(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int
         scheduler.shutdown()
         if connected_here:
             ray.shutdown()
-    return summary

@@ -8,10 +8,12 @@ primitives in ``harness.models.scoring`` on a handle; they never special-case ar
 from __future__ import annotations
 
 import json
+import pickle
+import warnings
 from pathlib import Path
 
 from biasboard.harness.digest import file_sha256, files_sha256
-from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.errors import BiasboardError, DataError, UnsupportedError
 from biasboard.harness.models import zoo
 from biasboard.harness.paths import cache_dir
 from biasboard.harness.models.types import ModelHandle, ModelSpec, ResolvedModel
@@ -141,7 +143,14 @@ def load_handle(spec: "ModelSpec | str | dict | ResolvedModel") -> ModelHandle:
         raise UnsupportedError(f"model {resolved.spec.id!r}: format {resolved.fmt!r} cannot load as {family}")
     auto = getattr(transformers, _AUTO[family])
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    model = auto.from_pretrained(path, dtype=_torch_dtype(resolved.spec.dtype))
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol before refusing; one line is enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            model = auto.from_pretrained(path, dtype=_torch_dtype(resolved.spec.dtype))
+    except pickle.UnpicklingError:  # torch's weights-only loader met a pickle that builds objects: never run it
+        names = ", ".join(sorted(p.name for p in Path(path).glob("*.bin"))) or "weights file"
+        raise DataError(f"refused to load {names}: a pickle that holds code or objects other than tensors; "
+                        "convert the model to safetensors from a trusted copy", path=path) from None
     model.eval()
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked out; any id works, eos is the usual choice.

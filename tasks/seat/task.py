@@ -166,6 +166,8 @@ class Seat(Task):
         "last": Variant("last real token of the last hidden state (causal LMs)", ("clm",), {"pooling": "last"}),
     }
     default_variant = "mean"
+    extra_keys = ("tests", "max_examples", "permutation_samples")
+    """``ctx.extra`` keys the task reads."""
     citation = CITATION_SEAT
     axis = "multiple"
 
@@ -219,6 +221,8 @@ class Weat(Task):
                                  ("wordvec",), {}),
     }
     default_variant = "sent_bias"
+    extra_keys = ("tests", "max_examples", "permutation_samples")
+    """``ctx.extra`` keys the task reads."""
     citation = CITATION_WEAT
     axis = "multiple"
 

@@ -89,6 +89,8 @@ class StereoSet(Task):
                             {"split": "both"}),
     }
     default_variant = "intrasentence"
+    extra_keys = ("max_examples", "eval_sample", "eval_sample_seed")
+    """``ctx.extra`` keys the task reads."""
     citation = ("Nadeem, Bethke, Reddy. StereoSet: Measuring stereotypical bias in pretrained language models. "
                 "ACL 2021")
     axis = "multiple"
