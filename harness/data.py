@@ -100,6 +100,12 @@ def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Pa
     import biasboard.harness.registry as registry
 
     registry._ensure_loaded()
+    # Task modules declare their sources when imported, and entry points import them lazily: load them here.
+    for name in [task] if task else registry.TASKS.names():
+        try:
+            registry.TASKS.get(name)
+        except Exception:  # noqa: BLE001 - a task that fails to import declares nothing; the registry reports it
+            continue
     names = [task] if task else sorted(SOURCES)
     if task and task not in SOURCES:
         raise DataError(f"task {task!r} declares no downloadable data; tasks with data: {', '.join(sorted(SOURCES))}")

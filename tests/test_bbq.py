@@ -248,3 +248,17 @@ def test_continuation_logprobs_align_with_the_continuation_tokens():
         got = scoring.continuation_logprobs(handle, contexts, conts, batch_size=bs)
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, np.log(w), rtol=1e-5)
+
+
+def test_data_fetch_knows_bbq_in_a_fresh_process(tmp_path):
+    """Task modules declare their sources at import and entry points import lazily: fetch must load them."""
+    import subprocess
+    import sys
+
+    code = ("import urllib.request, biasboard.harness.data as d\n"
+            "def offline(url, dest): raise OSError('offline: ' + url)\n"
+            "urllib.request.urlretrieve = offline\n"
+            "try:\n    d.fetch('bbq', log=lambda *_: None)\nexcept d.DataError as exc:\n    print(exc)\n")
+    env = {**__import__("os").environ, "BIASBOARD_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "offline: https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd" in out.stdout, out.stdout + out.stderr
