@@ -30,7 +30,8 @@ def small_matrix(tasks=("crows_pairs:pll_unmodified",), seeds=(0, 1),
                  methods=("none", {"name": "perturb", "params": {"sigma": 0.05}})):
     return Matrix.from_dict({"name": "ray-small", "models": ["zoo:splade-tiny"], "methods": list(methods),
                              "tasks": list(tasks), "seeds": list(seeds),
-                             "options": {"extra": {"max_examples": MAX_EXAMPLES}}})
+                             "options": {"extra": {"max_examples": MAX_EXAMPLES},
+                                         "n_bootstrap": SETTINGS["n_bootstrap"]}})
 
 
 def comparable(store: Store) -> dict:
