@@ -180,6 +180,7 @@ def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size:
         "task_version": task_cls.version, "method_version": ctx.method.version,
         "provenance": {"harness": harness.__version__, "data_sha256": result.data_sha256 or cell.data_sha256,
                        "weights_sha256": cell.model.weights_sha256, "lineage": list(handle.lineage),
+                       "precision": getattr(handle, "precision", "float32"),
                        "seconds": round(seconds, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
     return record, result.examples

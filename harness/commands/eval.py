@@ -12,6 +12,10 @@ def add_parser(sub) -> None:
                        description="Evaluate one cell. The result is cached in the store like any matrix cell.")
     p.add_argument("--model", required=True, help="zoo:ALIAS, a local model folder, or a Hugging Face Hub id")
     p.add_argument("--family", default=None, help="model family when it cannot be inferred (mlm, clm, encoder, ...)")
+    p.add_argument("--dtype", default=None, metavar="DTYPE",
+                   help="precision: float32 (default, the reference), bfloat16, float16, mixed-bf16 (float32 weights, "
+                        "bfloat16 matrix products), or auto (mixed-bf16 where the hardware runs bf16 fast); part of "
+                        "the cell key")
     p.add_argument("--task", required=True, help="TASK or TASK:VARIANT (default variant: the first the model supports)")
     p.add_argument("--method", default="none", help="method name (default: none)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="method parameter (repeatable)")
@@ -52,7 +56,8 @@ def run(args) -> int:
 
     if args.batch_size < 1 or args.n_bootstrap < 1:
         raise BiasboardError("--batch-size and --n-bootstrap must be positive integers")
-    model = {"id": args.model, **({"family": args.family} if args.family else {})}
+    model = {"id": args.model, **({"family": args.family} if args.family else {}),
+             **({"dtype": args.dtype} if args.dtype else {})}
     task_name, _, variant = args.task.partition(":")
     task_cls = TASKS.get(task_name)
     method = {"name": args.method, "params": parse_params(args.param)}

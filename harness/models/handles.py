@@ -16,6 +16,7 @@ from biasboard.harness.digest import file_sha256, files_sha256
 from biasboard.harness.errors import BiasboardError, DataError, UnsupportedError
 from biasboard.harness.models import zoo
 from biasboard.harness.paths import cache_dir
+from biasboard.harness.models.precision import weights_dtype
 from biasboard.harness.models.types import ModelHandle, ModelSpec, ResolvedModel
 from biasboard.harness.registry import FAMILIES
 
@@ -74,15 +75,6 @@ def resolve_model(spec: "ModelSpec | str | dict") -> ResolvedModel:
             f"model {spec.id!r} is not a zoo alias, not a local folder, and could not be fetched from the "
             f"Hugging Face Hub ({type(exc).__name__}). Zoo models: {', '.join('zoo:' + a for a in ZOO)}") from exc
     return ResolvedModel(spec, spec.family or _family_from_config(path), path, "hf", _weights_digest(path))
-
-
-def _torch_dtype(name: str):
-    import torch
-
-    try:
-        return getattr(torch, name)
-    except AttributeError:
-        raise BiasboardError(f"unknown dtype {name!r}") from None
 
 
 def _dequantised_gguf(resolved: ResolvedModel) -> Path:
@@ -146,7 +138,7 @@ def load_handle(spec: "ModelSpec | str | dict | ResolvedModel") -> ModelHandle:
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol before refusing; one line is enough
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            model = auto.from_pretrained(path, dtype=_torch_dtype(resolved.spec.dtype))
+            model = auto.from_pretrained(path, dtype=weights_dtype(resolved.spec.dtype))
     except pickle.UnpicklingError:  # torch's weights-only loader met a pickle that builds objects: never run it
         names = ", ".join(sorted(p.name for p in Path(path).glob("*.bin"))) or "weights file"
         raise DataError(f"refused to load {names}: a pickle that holds code or objects other than tensors; "
@@ -155,4 +147,5 @@ def load_handle(spec: "ModelSpec | str | dict | ResolvedModel") -> ModelHandle:
     if tokenizer.pad_token_id is None:
         # Padding positions are always masked out; any id works, eos is the usual choice.
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return ModelHandle(resolved.spec.id, family, model, tokenizer, resolved.weights_sha256)
+    return ModelHandle(resolved.spec.id, family, model, tokenizer, resolved.weights_sha256,
+                       precision=resolved.spec.dtype)
