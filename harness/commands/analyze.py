@@ -30,7 +30,42 @@ def add_parser(sub) -> None:
                         "the first of train_gender_skew, train_identity_toxicity_gap present; 'none' to leave it out)")
     t.add_argument("--json", action="store_true", help="print the regression as JSON")
     t.set_defaults(func=run)
+    e = inner.add_parser("effects", help="each method against `none`: paired differences with CIs, Holm-adjusted",
+                         description="For every finished method cell, compare its headline metric (or --all-metrics) "
+                                     "with the `none` cell of the same model, task, variant and seed on the same "
+                                     "examples: difference, change in distance from the ideal with a paired "
+                                     "bootstrap 95% CI, and a verdict Holm-adjusted across all comparisons shown.")
+    e.add_argument("--store", type=Path, default=None, help="results store (default: ./biasboard-out/results.sqlite)")
+    e.add_argument("--records", type=Path, default=None, help="a JSON or JSONL file of result records instead")
+    e.add_argument("--all-metrics", action="store_true", help="every metric of each cell, not only the headline")
+    e.add_argument("--json", action="store_true", help="print the effects as JSON")
+    e.set_defaults(func=run_effects)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_effects(args) -> int:
+    from biasboard.harness.analysis.effects import effects_table, method_effects
+    from biasboard.harness.commands.support import load_store
+
+    if args.records:
+        from biasboard.harness.analysis.transfer import load_records
+
+        records, examples = load_records(args), (lambda key: [])
+    else:
+        _, records, examples = load_store(args.store)
+    result = method_effects(records, examples, all_metrics=args.all_metrics)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    if not result["rows"]:
+        raise BiasboardError("no method cell has a finished `none` cell to compare with; "
+                             + "; ".join(result["dropped"][:5]))
+    print(effects_table(result))
+    print(f"\nDifference = method - none. Δ distance to ideal < 0: closer to the metric's ideal. Intervals: paired "
+          f"bootstrap over the shared examples; Holm across the {result['n_tests']} paired comparison(s).")
+    for why in result["dropped"]:
+        print(f"left out: {why}")
+    return 0
 
 
 def run(args) -> int:

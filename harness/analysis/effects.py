@@ -1,0 +1,85 @@
+"""What each mitigation method does against doing nothing: for every finished method cell, the same model, task,
+variant and seed under ``none`` is its reference, and each headline metric is compared on the same examples.
+
+The comparison is the regression gate's (``harness.regress.compare``) with ``none`` as the baseline and zero tolerance:
+a paired bootstrap over the examples a metric is computed from (means over rows, and statistics such as StereoSet's
+ICAT recomputed from rows), Holm-adjusted across every paired comparison shown; metrics that cannot be recomputed from
+their rows (SEAT effect sizes today) are reported as unpaired, never given an interval they do not have.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from biasboard.harness.regress import cell_label, compare, make_baseline, parse_baseline
+
+VERDICTS = {"improvement": "closer to ideal", "regression": "farther from ideal", "unchanged": "no significant change",
+            "not_comparable": "not comparable"}
+
+
+def _reference_key(r: dict[str, Any]) -> tuple:
+    return r["model"], r["task"], r["variant"], int(r.get("seed", 0))
+
+
+def method_effects(records: Iterable[dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
+                   all_metrics: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Rows of (method, model, task, metric, none value, method value, difference, change in distance from the
+    ideal with its paired 95% CI, Holm-adjusted p, verdict) and the cells left out, with why."""
+    done = [r for r in records if r.get("status", "done") == "done" and r.get("metrics")]
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in done:  # oldest first: the latest run of a cell wins
+        latest[(r["method"], str(sorted((r.get("method_params") or {}).items())), *_reference_key(r))] = r
+    references = {_reference_key(r): r for r in latest.values() if r["method"] == "none"}
+    cells, treated, dropped = [], [], []
+    for r in sorted(latest.values(), key=cell_label):
+        if r["method"] == "none":
+            continue
+        ref = references.get(_reference_key(r))
+        if ref is None:
+            dropped.append(f"{cell_label(r)}: no finished `none` cell of the same model, task, variant and seed")
+            continue
+        wanted = None if all_metrics else [next(iter(r["metrics"]))]
+        doc = make_baseline([ref], examples, metrics=wanted, fallback_tolerance=0.0)
+        for cell in doc["cells"]:
+            cell.update(method=r["method"], method_params=r.get("method_params") or {}, key="")
+        cells.extend(doc["cells"])
+        treated.append(r)
+    if not cells:
+        return {"rows": [], "dropped": dropped, "n_tests": 0}
+    baseline = parse_baseline({**doc, "cells": cells}, path="<none cells>")
+    report = compare(baseline, treated, examples, seed=seed, allow_missing=True, allow_not_comparable=True)
+    by_label = {cell_label(r): r for r in treated}
+    rows = []
+    for f in report.findings:
+        rec = by_label.get(f.cell)
+        if rec is None or f.status not in VERDICTS:
+            continue
+        params = rec.get("method_params") or {}
+        rows.append({
+            "method": rec["method"] + ("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")" if params else ""),
+            "method_name": rec["method"], "method_params": params,
+            "model": rec["model"], "task": f"{rec['task']}:{rec['variant']}", "seed": int(rec.get("seed", 0)),
+            "metric": f.metric, "none": f.baseline, "value": f.current,
+            "difference": None if f.current is None or f.baseline is None else f.current - f.baseline,
+            "n": f.n_paired if f.n_paired is not None else (rec["metrics"].get(f.metric) or {}).get("n"),
+            "distance_change": f.change, "ci95": list(f.ci95) if f.ci95 else None, "p_holm": f.p_holm,
+            "test": f.test or "none",
+            # without a paired test a move is only a point estimate: no verdict is claimed for it
+            "verdict": "unpaired: not tested" if f.test == "tolerance_only" else VERDICTS[f.status],
+            "reason": f.reason})
+    return {"rows": rows, "dropped": dropped, "n_tests": report.n_tests}
+
+
+def effects_table(result: dict[str, Any], fmt: str = "github") -> str:
+    """The effects as a table: one row per method x model x task x metric."""
+    from tabulate import tabulate
+
+    def num(x, spec=".3g"):
+        return "" if x is None else format(x, spec)
+
+    table = [[r["method"], r["model"], r["task"], r["metric"], num(r["none"], ".4g"), num(r["value"], ".4g"),
+              num(r["difference"], "+.3g"), num(r["distance_change"], "+.3g"),
+              f"[{r['ci95'][0]:+.3g}, {r['ci95'][1]:+.3g}]" if r["ci95"] else "unpaired",
+              r["n"] if r["n"] is not None else "", num(r["p_holm"]), r["verdict"]] for r in result["rows"]]
+    return tabulate(table, headers=["method", "model", "task", "metric", "none", "method", "difference",
+                                    "Δ distance to ideal", "95% CI (paired)", "n", "Holm p", "verdict"],
+                    tablefmt=fmt)
