@@ -323,10 +323,10 @@ def _proc_table() -> dict[int, tuple[int, str, str]]:
         try:
             with open(f"/proc/{entry}/stat") as fh:
                 stat = fh.read()
-        except OSError:
+            name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            table[int(entry)] = (int(rest[1]), rest[19], name)
+        except (OSError, ValueError, IndexError):  # the process ended while we read it (an empty or partial stat)
             continue
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        table[int(entry)] = (int(rest[1]), rest[19], name)
     return table
 
 
@@ -335,9 +335,11 @@ class _Tracker:
     ``start_new_session=True`` is still known and can be killed by pid and start time. One whose parent died
     before a poll re-parents to us (we are a child subreaper during the run) and is recognised as new."""
 
-    def __init__(self, root: int, interval: float = 0.1) -> None:
+    def __init__(self, root: int, interval: float = 0.1, before: set[int] | None = None) -> None:
         self.root, self.interval = root, interval
-        self.before = set(_proc_table())
+        # Processes that existed before the run: taken before it starts, or a child forked before this snapshot
+        # (bubblewrap's namespace init and the worker, on a busy machine) would never count as a descendant.
+        self.before = set(_proc_table()) if before is None else before
         self.seen: dict[int, tuple[str, str]] = {}
         self.peak_rss = 0
         """Bytes: the largest resident set seen, of one process (VmHWM) or of the whole tree at one poll."""
@@ -368,7 +370,10 @@ class _Tracker:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.scan()
+            try:
+                self.scan()
+            except Exception:  # noqa: BLE001 - one racy poll must not end the tracking (and the memory peak with it)
+                continue
 
     def kill_all(self) -> list[str]:
         """SIGKILL every recorded descendant still alive (same pid and start time); 'pid name' of each."""
@@ -427,12 +432,13 @@ def run_isolated(cmd: list[str], *, timeout: float, env: dict[str, str], scratch
     of the child's pipe ends there)."""
     full = bwrap_command(cmd, scratch=scratch, read_only=read_only) if isolation().isolated else list(cmd)
     _set_subreaper(True)
+    before = set(_proc_table())
     try:
         proc = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                                 start_new_session=True, pass_fds=pass_fds, preexec_fn=_limits_preexec(limits))
         if on_start:
             on_start()
-        tracker = _Tracker(proc.pid)
+        tracker = _Tracker(proc.pid, before=before - {proc.pid})
         err_chunks: list[str] = []
         reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
         reader.start()

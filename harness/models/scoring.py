@@ -160,21 +160,6 @@ def continuation_logprobs(handle, contexts: Sequence[Sequence[int]], continuatio
     return [lp[len(lp) - len(cont):] for lp, cont in zip(lps, continuations)]
 
 
-def continuation_logprobs(handle, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
-                          batch_size: int = 32, progress: bool = False) -> list[np.ndarray]:
-    """Causal LM: ``log P(c_j | context, c_<j)`` for every token of each continuation (the multiple-choice
-    log-likelihood of lm-evaluation-harness). Context and continuation are tokenized apart by the caller, so a
-    continuation's tokens do not depend on its context; each context needs at least one token."""
-    if len(contexts) != len(continuations):
-        raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
-    for i, (ctx, cont) in enumerate(zip(contexts, continuations)):
-        if not len(ctx) or not len(cont):
-            raise UnsupportedError(f"item {i}: context and continuation each need at least one token")
-    whole = [list(ctx) + list(cont) for ctx, cont in zip(contexts, continuations)]
-    lps = sequence_logprobs(handle, whole, batch_size=batch_size, progress=progress)
-    return [lp[len(lp) - len(cont):] for lp, cont in zip(lps, continuations)]
-
-
 POOLINGS = ("mean", "first", "last")
 
 
