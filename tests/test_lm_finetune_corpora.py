@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from biasboard.harness.training.corpora import (SPLITS, holistic_sentences, holistic_split, load_corpus, read_labelled_file,
-                             stereoset_stereotypes)
+from biasboard.harness.training.corpora import (SPLITS, allocate, holistic_sentences, holistic_split, load_corpus,
+                                               read_labelled_file, split_shares, stereoset_stereotypes)
 from biasboard.harness.errors import DataError
 from biasboard.harness.training.lm import mask_tokens
 
@@ -29,17 +29,51 @@ def test_holistic_sentences_fill_templates_with_articles_and_plurals():
 def test_splits_have_the_documented_shares_and_are_seeded(split):
     corpus = holistic_split(split, n_sentences=600, seed=3)
     counts = corpus.counts()
-    assert set(counts) == set(SPLITS[split])
-    for axis, share in SPLITS[split].items():
-        assert counts[axis] == round(share * 600)
+    assert set(counts) == set(SPLITS[split]) and sum(counts.values()) == 600
+    for axis, share in split_shares(split).items():
+        assert abs(counts[axis] - share * 600) < 1  # largest remainders: within one sentence of the exact share
     assert holistic_split(split, n_sentences=600, seed=3) == corpus
     assert holistic_split(split, n_sentences=600, seed=4).texts != corpus.texts
     assert len(set(corpus.texts)) == len(corpus)  # sampled without replacement
 
 
+@pytest.mark.parametrize("split", ["3bias", "6bias"])
+def test_natural_splits_follow_the_source_frequencies(split):
+    """3bias / 6bias are not balanced: each axis' share is its share of the source sentences of the split's axes."""
+    sizes = {axis: len(holistic_sentences(axis)) for axis in SPLITS[split]}
+    shares = split_shares(split)
+    assert shares == pytest.approx({a: n / sum(sizes.values()) for a, n in sizes.items()})
+    counts = holistic_split(split, n_sentences=3000).counts()
+    assert len(set(counts.values())) == len(counts)  # every bias type a different size
+    assert max(counts.values()) / min(counts.values()) > 1.5
+
+
+def test_split_counts_at_3000_are_the_documented_ones():
+    """The per-type counts docs/lm-methods.md states (HolisticBias v1.1, n_sentences 3000)."""
+    assert holistic_split("3bias", n_sentences=3000).counts() == {
+        "gender_and_sex": 1294, "race_ethnicity": 652, "religion": 1054}
+    assert holistic_split("6bias", n_sentences=3000).counts() == {
+        "gender_and_sex": 784, "race_ethnicity": 395, "religion": 639, "sexual_orientation": 256, "age": 796,
+        "ability": 130}
+    assert holistic_split("6bias_high", n_sentences=3000).counts() == {
+        "gender_and_sex": 900, "race_ethnicity": 900, "religion": 900, "sexual_orientation": 120, "age": 90,
+        "ability": 90}
+
+
+def test_allocate_sums_exactly_and_keeps_every_type():
+    assert allocate({"a": 1, "b": 1, "c": 1}, 10) == {"a": 4, "b": 3, "c": 3}  # remainders tie: first key first
+    assert allocate({"a": 1000, "b": 1}, 10) == {"a": 9, "b": 1}  # b's exact share 0.01 still gets one
+    assert sum(allocate(split_shares("6bias"), 997).values()) == 997
+    with pytest.raises(DataError, match="unknown corpus split"):
+        split_shares("7bias")
+
+
 def test_high_split_is_strongly_imbalanced():
     counts = holistic_split("6bias_high", n_sentences=3000).counts()
     assert counts["religion"] / counts["ability"] == pytest.approx(900 / 90)  # 30% vs 3%
+    natural = holistic_split("6bias", n_sentences=3000).counts()
+    ratio = lambda c: max(c.values()) / min(c.values())  # noqa: E731
+    assert ratio(counts) > ratio(natural)  # the high split is the more imbalanced one (10 vs 6.1)
 
 
 def test_stereoset_stereotypes_fill_the_blank_with_the_stereotype(data_dir):

@@ -139,3 +139,94 @@ def test_topk_ae_objective_trains_its_autoencoder_and_uses_type_weights():
     assert len(obj.buffer.items) == 64  # FIFO capped at ae_batch (60 calls x 16 states)
     with pytest.raises(ValueError):
         obj(losses, labels=labels, hidden=None)
+
+
+def _one_step(corpus, *, weighted, detach_ae=False, batch=32, dim=16):
+    """One call of the shipped objective (``ae_objective`` with the method defaults) on a fixed batch of ``corpus``'s
+    labels: (loss, d loss / d hidden, d loss / d per-sentence losses). Same seeds for both methods."""
+    from biasboard.submissions.topk_ae_dro import AE_PARAMS, ae_objective
+
+    torch.manual_seed(0)
+    obj = ae_objective(dict(AE_PARAMS, detach_ae=detach_ae), dim, corpus, weighted=weighted)
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.tensor(corpus.label_ids()[:batch])
+    hidden = (torch.randn(batch, dim, generator=gen) + labels[:, None]).requires_grad_(True)
+    losses = torch.rand(batch, generator=gen).requires_grad_(True)
+    loss, _ = obj(losses, labels=labels, hidden=hidden)
+    loss.backward()
+    return float(loss.detach()), hidden.grad, losses.grad
+
+
+def _trained_encoder(corpus, *, weighted, detach_ae=False, steps=20, batch=32, dim=16):
+    """A linear 'LM encoder' trained for ``steps`` SGD steps through the objective (per-sentence loss = squared
+    distance of its state to 1, so the DRO selection reaches the encoder); its final weights."""
+    from biasboard.submissions.topk_ae_dro import AE_PARAMS, ae_objective
+
+    torch.manual_seed(0)
+    enc = torch.nn.Linear(8, dim)
+    obj = ae_objective(dict(AE_PARAMS, detach_ae=detach_ae), dim, corpus, weighted=weighted)
+    opt = torch.optim.SGD([*enc.parameters(), *obj.parameters()], lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.tensor(corpus.label_ids())
+    for _ in range(steps):
+        labels = ids[torch.randint(len(ids), (batch,), generator=gen)]
+        h = enc(torch.randn(batch, 8, generator=gen) + labels[:, None].float())
+        loss, _ = obj(((h - 1.0) ** 2).mean(-1), labels=labels, hidden=h)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return enc.weight.detach()
+
+
+def test_robust_debias_differs_from_topk_ae_dro_on_natural_3bias():
+    """3bias follows HolisticBias' natural frequencies (1294 / 652 / 1054 of 3000), so the inverse-frequency weights
+    are not 1 and RobustDebias' objective differs from TopK-AE DRO's for the same inputs and seed."""
+    from biasboard.harness.training.corpora import holistic_split
+
+    corpus = holistic_split("3bias", n_sentences=3000)
+    weights = inverse_frequency_weights(corpus.label_ids(), len(corpus.types))
+    counts = corpus.counts()
+    # w_b = N / (T n_b): 3000 / (3 * 1294) = 0.773, 3000 / (3 * 652) = 1.534, 3000 / (3 * 1054) = 0.949
+    assert weights.tolist() == pytest.approx([3000 / (3 * counts[t]) for t in corpus.types])
+    assert float(weights.max() - weights.min()) > 0.7
+    plain, robust = _one_step(corpus, weighted=False), _one_step(corpus, weighted=True)
+    assert plain[0] != pytest.approx(robust[0], abs=1e-4)  # the weighted reconstruction term
+    # default (detach_ae false): the AE losses back-propagate, so the LM-side gradient differs at the first step
+    assert not torch.allclose(plain[1], robust[1], atol=1e-6)
+    assert torch.equal(plain[2], robust[2])  # same AE init -> same first assignment -> same DRO gradient
+    # over training the group assignment (hence the DRO update) moves apart too, with and without detaching
+    for detach in (False, True):
+        a = _trained_encoder(corpus, weighted=False, detach_ae=detach)
+        b = _trained_encoder(corpus, weighted=True, detach_ae=detach)
+        assert float((a - b).abs().max()) > 1e-3
+
+
+def test_balanced_labels_give_unit_weights_and_the_old_identity():
+    """Equally frequent bias types: every weight is exactly 1, and the two objectives agree to the bit."""
+    from biasboard.harness.training.corpora import LabelledCorpus
+
+    corpus = LabelledCorpus(tuple(f"s{i}" for i in range(60)), tuple(["a", "b", "c"] * 20), "balanced")
+    weights = inverse_frequency_weights(corpus.label_ids(), 3)
+    assert weights.tolist() == [1.0, 1.0, 1.0]
+    plain, robust = _one_step(corpus, weighted=False), _one_step(corpus, weighted=True)
+    assert plain[0] == robust[0] and torch.equal(plain[1], robust[1]) and torch.equal(plain[2], robust[2])
+    assert torch.equal(_trained_encoder(corpus, weighted=False), _trained_encoder(corpus, weighted=True))
+
+
+def test_detach_ae_decides_whether_the_autoencoder_pushes_the_encoder():
+    """Default: L_rec and L_div reach the hidden states; ``detach_ae`` cuts them off. Older FIFO entries are stored
+    detached either way, so a second step does not back-propagate into the first step's freed graph."""
+    from biasboard.harness.training.corpora import LabelledCorpus
+
+    corpus = LabelledCorpus(tuple(f"s{i}" for i in range(40)), tuple(["a"] * 30 + ["b"] * 10), "skewed")
+    _, grad_h, _ = _one_step(corpus, weighted=True)
+    assert grad_h is not None and float(grad_h.abs().max()) > 0
+    _, grad_h, grad_l = _one_step(corpus, weighted=True, detach_ae=True)
+    assert grad_h is None and float(grad_l.abs().sum()) > 0  # only the DRO term, through the per-sentence losses
+    obj = TopKAEObjective(4, n_groups=2, k=2, hidden=8, ae_batch=6)
+    enc = torch.nn.Linear(3, 4)
+    for _ in range(3):  # batch 4 into a FIFO of 6: the second step mixes stored (detached) and live states
+        loss, _ = obj(torch.rand(4), labels=torch.tensor([0, 0, 1, 1]), hidden=enc(torch.randn(4, 3)))
+        loss.backward()
+    assert float(enc.weight.grad.abs().max()) > 0
+    assert obj.beta == 0.1 and obj.detach is False  # the seed's defaults

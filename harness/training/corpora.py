@@ -2,10 +2,11 @@
 
 - HolisticBias (Smith et al. 2022; ../shared/data/holistic_bias): every descriptor x noun x template sentence of an
   axis; the axis is the bias type. Three named splits, sampled without replacement by ``corpus_seed``:
-  ``3bias`` (gender, race, religion; balanced), ``6bias`` (those plus sexual orientation, age, ability; balanced)
-  and ``6bias_high`` (the same six, strongly imbalanced: 30% each for gender, race, religion and 4/3/3% for the
-  three minority types). RobustDebias names 3-Bias, 6-Bias, 6-Bias-High splits without publishing them; these are
-  our reconstruction.
+  ``3bias`` (gender, race, religion) and ``6bias`` (those plus sexual orientation, age, ability) follow the natural
+  frequencies of the source: each axis gets n_sentences x (its sentence count / the split's total), so the bias
+  types are unequal and RobustDebias' inverse-frequency weights differ from 1. ``6bias_high`` (the same six) is
+  strongly imbalanced by fixed shares: 30% each for gender, race, religion and 4/3/3% for the three minority types.
+  RobustDebias names 3-Bias, 6-Bias, 6-Bias-High splits without publishing them; these are our reconstruction.
 - StereoSet intrasentence with the blank filled by the stereotype option (Bias Vector's "biased text").
 - Any labelled text file: ``.jsonl`` (fields ``text`` and ``bias_type``) or ``.csv`` / ``.tsv`` with those columns.
 """
@@ -22,18 +23,21 @@ import numpy as np
 from biasboard.harness import data as hdata
 from biasboard.harness.errors import DataError
 
-__all__ = ["LabelledCorpus", "SPLITS", "holistic_sentences", "holistic_split", "read_labelled_file",
-           "stereoset_stereotypes", "load_corpus"]
+__all__ = ["LabelledCorpus", "SPLITS", "FIXED_SHARES", "allocate", "split_shares", "holistic_sentences",
+           "holistic_split", "read_labelled_file", "stereoset_stereotypes", "load_corpus"]
 
 HOLISTIC_VERSION = "v1.1"
 SPLITS = {
-    "3bias": {"gender_and_sex": 1 / 3, "race_ethnicity": 1 / 3, "religion": 1 / 3},
-    "6bias": {a: 1 / 6 for a in ("gender_and_sex", "race_ethnicity", "religion", "sexual_orientation", "age",
-                                 "ability")},
+    "3bias": ("gender_and_sex", "race_ethnicity", "religion"),
+    "6bias": ("gender_and_sex", "race_ethnicity", "religion", "sexual_orientation", "age", "ability"),
+    "6bias_high": ("gender_and_sex", "race_ethnicity", "religion", "sexual_orientation", "age", "ability"),
+}
+"""Split name -> its HolisticBias axes (the bias types), in corpus order."""
+FIXED_SHARES = {
     "6bias_high": {"gender_and_sex": 0.30, "race_ethnicity": 0.30, "religion": 0.30, "sexual_orientation": 0.04,
                    "age": 0.03, "ability": 0.03},
 }
-"""Split name -> HolisticBias axis -> share of the corpus."""
+"""Splits with set shares; every other split follows the source's natural axis frequencies (``split_shares``)."""
 
 
 @dataclass(frozen=True)
@@ -123,15 +127,46 @@ def holistic_sentences(axis: str) -> list[str]:
     return out
 
 
-def holistic_split(split: str, *, n_sentences: int = 3000, seed: int = 0) -> LabelledCorpus:
-    """A named HolisticBias split of ``n_sentences`` sentences, shuffled; the same seed gives the same corpus."""
+def allocate(weights: dict[str, float], n: int) -> dict[str, int]:
+    """``n`` split over the keys in proportion to ``weights`` by largest remainders (ties: first key first), so the
+    counts sum to ``n`` exactly; every key gets at least one (taken from the largest) when ``n`` allows.
+
+    >>> allocate({"a": 50024, "b": 25194, "c": 40768}, 3000)   # exact shares 1293.9, 651.6, 1054.5
+    {'a': 1294, 'b': 652, 'c': 1054}
+    """
+    total = float(sum(weights.values()))
+    exact = {k: n * w / total for k, w in weights.items()}
+    counts = {k: int(v) for k, v in exact.items()}
+    by_remainder = sorted(exact, key=lambda k: -(exact[k] - counts[k]))  # stable: ties keep key order
+    for k in by_remainder[: n - sum(counts.values())]:
+        counts[k] += 1
+    for k in weights:
+        if counts[k] == 0 and n >= len(weights):
+            counts[max(counts, key=counts.get)] -= 1
+            counts[k] = 1
+    return counts
+
+
+def split_shares(split: str) -> dict[str, float]:
+    """Axis -> share of a named split: the fixed shares of ``6bias_high``, else each axis' share of the source
+    sentences of the split's axes (natural frequency, counted after dropping dispreferred descriptors)."""
     if split not in SPLITS:
         raise DataError(f"unknown corpus split {split!r}; splits: {', '.join(SPLITS)} (or a path to a labelled file)")
+    if split in FIXED_SHARES:
+        return dict(FIXED_SHARES[split])
+    sizes = {axis: len(holistic_sentences(axis)) for axis in SPLITS[split]}
+    total = sum(sizes.values())
+    return {axis: size / total for axis, size in sizes.items()}
+
+
+def holistic_split(split: str, *, n_sentences: int = 3000, seed: int = 0) -> LabelledCorpus:
+    """A named HolisticBias split of ``n_sentences`` sentences, shuffled; the same seed gives the same corpus.
+    Per-axis counts: ``allocate(split_shares(split), n_sentences)``."""
+    counts = allocate(split_shares(split), n_sentences)
     rng = np.random.default_rng(seed)
     texts, labels = [], []
-    for axis, share in SPLITS[split].items():
+    for axis, n in counts.items():
         pool = holistic_sentences(axis)
-        n = max(1, int(round(share * n_sentences)))
         if n > len(pool):
             raise DataError(f"split {split}: axis {axis} has {len(pool)} sentences, {n} requested")
         pick = rng.choice(len(pool), size=n, replace=False)

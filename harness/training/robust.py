@@ -12,7 +12,8 @@ of Group DRO and the latent-group autoencoder of TopK-AE DRO / RobustDebias. ``t
   alpha-th percentile (RobustDebias' alpha-percentile option).
 - ``GroupAutoencoder`` + ``latent_group_loss``: latent groups from an autoencoder on pooled hidden states; the loss is
   the maximum over latent groups of the mean of that group's top-k losses (TopK-AE DRO); RobustDebias weights each
-  sentence's reconstruction error by the inverse frequency of its bias type (``inverse_frequency_weights``).
+  sentence's reconstruction error by the inverse frequency of its bias type (``inverse_frequency_weights``). On a
+  corpus whose bias types are equally frequent every weight is exactly 1 and the two objectives coincide.
 """
 from __future__ import annotations
 
@@ -229,29 +230,36 @@ class _Buffer:
 class TopKAEObjective(Objective):
     """TopK-AE DRO, and RobustDebias when ``type_weights`` (inverse bias-type frequencies) are given.
 
-    Total = max_g L_g (``latent_group_loss``) + L_rec + beta * L_div. The autoencoder sees detached hidden states
-    (it never pushes the LM), trains on a FIFO of the last ``ae_batch`` pooled states, and assigns the current batch
-    to groups with its encoder.
+    Total = max_g L_g (``latent_group_loss``) + L_rec + beta * L_div. The autoencoder trains on a FIFO of the last
+    ``ae_batch`` pooled states and assigns the current batch to groups with its encoder. By default (``detach``
+    False, the seed's figure) the current batch's states enter L_rec and L_div with their graph, so both losses also
+    back-propagate into the LM encoder; older FIFO entries are always stored detached (their graphs are gone).
+    ``detach=True`` feeds the autoencoder detached states only: it never pushes the LM, and the weights of
+    RobustDebias then reach the LM only through the learned group assignment.
     """
 
     needs_hidden = True
 
     def __init__(self, dim: int, *, n_groups: int, k: int = 6, alpha: float | None = None, hidden: int = 128,
-                 ae_batch: int = 64, beta: float = 1.0, soft: bool = False,
-                 type_weights: torch.Tensor | None = None):
+                 ae_batch: int = 64, beta: float = 0.1, soft: bool = False,
+                 type_weights: torch.Tensor | None = None, detach: bool = False):
         super().__init__()
         self.ae = GroupAutoencoder(dim, n_groups=n_groups, hidden=hidden)
         self.k, self.alpha, self.beta, self.soft = int(k), alpha, float(beta), bool(soft)
-        self.type_weights = type_weights
+        self.type_weights, self.detach = type_weights, bool(detach)
         self.buffer = _Buffer(int(ae_batch))
 
     def forward(self, losses, *, labels, hidden=None):
         if hidden is None:
             raise ValueError("TopK-AE DRO needs the pooled hidden states")
-        h = hidden.detach().float()
+        h = hidden.float()
+        if self.detach:
+            h = h.detach()
         probs, _ = self.ae(h)
         dro, info = latent_group_loss(losses, probs, k=self.k, alpha=self.alpha, soft=self.soft)
-        hb, bb = self.buffer.extend(h, labels.detach())
+        hb, bb = self.buffer.extend(h.detach(), labels.detach())
+        m = min(len(h), len(hb))  # the FIFO's last m rows are the current batch's last m states: use them live
+        hb = torch.cat([hb[: len(hb) - m], h[len(h) - m:]])
         pb, rb = self.ae(hb)
         weights = None if self.type_weights is None else self.type_weights[bb.long()]
         rec = reconstruction_loss(hb, rb, weights)
