@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 from fairlearn.metrics import MetricFrame, false_negative_rate, false_positive_rate
 from scipy import stats as sps
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score, roc_curve
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -110,6 +110,30 @@ def term_error_rates(y_true: Sequence[int], y_pred: Sequence[int], mentions: np.
         out[term] = {"fpr": float(row["fpr"]) if n_neg else float("nan"),
                      "fnr": float(row["fnr"]) if n_pos else float("nan"), "n_neg": n_neg, "n_pos": n_pos}
     return out
+
+
+def eer_threshold(y_true: Sequence[int], scores: Sequence[float]) -> float:
+    """Equal-error-rate threshold (the per-model threshold of Dixon et al.'s FPED / FNED analysis).
+
+    From ``sklearn.metrics.roc_curve(y, scores, drop_intermediate=False)``: at every distinct score t (a comment
+    counts as toxic when its score >= t) FPR(t) and FNR(t) = 1 - TPR(t); the threshold is the finite t minimising
+    |FPR - FNR|, the highest such t on a tie. NaN when one class is absent. (Dixon et al.'s code scans 101 grid
+    points in [0, 1] and equalises the FP and FN *counts*; on balanced data such as the madlibs the two agree up
+    to the grid step.)
+
+    Worked case: negatives score .05 .2 .3, positives .15 .35 .45; at t = .3 one negative of three is above and
+    one positive of three below, so FPR = FNR = 1/3 (at 0.5 FPR would be 0 and FNR 1).
+    >>> eer_threshold([0, 0, 0, 1, 1, 1], [0.05, 0.2, 0.3, 0.15, 0.35, 0.45])
+    0.3
+    """
+    y, s = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
+    if not 0 < y.sum() < len(y):
+        return float("nan")
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
+    finite = np.isfinite(thr)
+    gap = np.abs(fpr - (1 - tpr))
+    gap[~finite] = np.inf
+    return float(thr[int(np.argmin(gap))])
 
 
 def equality_difference(overall: float, per_term: Sequence[float]) -> float:

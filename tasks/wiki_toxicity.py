@@ -16,20 +16,21 @@ import biasboard.tasks.synthetic_wiki as synthetic_wiki
 import biasboard.tasks.wordlists as wordlists
 from biasboard.harness import data as hdata
 from biasboard.harness.digest import files_sha256, json_sha256
-from biasboard.harness.errors import DataError
+from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.training import TextDataset, finetune, predict, probabilities
 from biasboard.tasks import wiki_data
 from biasboard.harness.stats import basic_ci, hanley_mcneil_se, weighted_bootstrap, weighted_bootstrap_ci
-from biasboard.tasks.text_classifier_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
-                                                     error_rate_counts, term_error_rates)
+from biasboard.tasks.text_classifier_metrics import (bias_aucs, eer_threshold, equality_difference,
+                                                     equality_differences_from_weights, error_rate_counts,
+                                                     term_error_rates)
 from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import SYNTHETIC_NOTE, accuracy_metric, capped, options, train_config, training_summary
 
 FAMILIES = ("encoder", "mlm", "clm")
 DEFAULTS = {"train": "synthetic", "n_train": 3000, "n_val": 400, "n_eval": 8000, "skew": 1.0, "identity_rate": 0.3,
-            "ambiguity": 0.3, "data_seed": 0, "threshold": 0.5, "epochs": 2, "lr": 5e-5, "batch_size": 32,
+            "ambiguity": 0.3, "data_seed": 0, "threshold": "eer", "epochs": 2, "lr": 5e-5, "batch_size": 32,
             "max_length": 64}
 _REPO = ("https://raw.githubusercontent.com/conversationai/unintended-ml-bias-analysis/"
          "9c7d91aaa53406a362354661a93e07956d95e59a/archive/unintended_ml_bias/")
@@ -46,14 +47,17 @@ hdata.declare("wiki_toxicity", *(hdata.DataSource(rel, _REPO + orig, sha, licens
 
 def _variant(eval_set: str, what: str) -> Variant:
     return Variant(f"Fine-tune on comments (synthetic unless extra train=real), evaluate on {what}. Options: "
-                   "train, n_train, n_val, n_eval, skew, identity_rate, ambiguity, threshold, data_seed.",
+                   "train, n_train, n_val, n_eval, skew, identity_rate, ambiguity, threshold (eer, the default: the "
+                   "model's equal-error-rate threshold on the test scores, as Dixon et al.; or a number such as "
+                   "0.5), data_seed.",
                    FAMILIES, {"eval": eval_set})
 
 
 @register_task
 class WikiToxicity(Task):
     name = "wiki_toxicity"
-    version = "1"
+    version = "2"
+    """2: FPED / FNED at the equal-error-rate threshold by default (1: fixed 0.5)."""
     description = ("Toxicity classification after fine-tuning; bias = identity-term false positives: FPED/FNED "
                    "(Dixon et al. 2018) and subgroup/BPSN/BNSP AUCs (Borkan et al. 2019).")
     families = FAMILIES
@@ -100,7 +104,7 @@ class WikiToxicity(Task):
         config = train_config(opts, num_labels=2, seed=ctx.seed, handle=handle, extra=ctx.extra)
         ft = finetune(handle, train, val, config, ctx)
         p_toxic = probabilities(predict(ft, test, batch_size=ctx.batch_size))[:, 1]
-        result = score(test, p_toxic, ft.train_data, terms, threshold=float(opts["threshold"]),
+        result = score(test, p_toxic, ft.train_data, terms, threshold=parse_threshold(opts["threshold"]),
                        n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
         result.flags.update(training_summary(ft))
         if len(test) < len(test_full):
@@ -113,11 +117,37 @@ class WikiToxicity(Task):
         return result
 
 
-def score(test: TextDataset, p_toxic: np.ndarray, train: TextDataset, terms, *, threshold: float = 0.5,
+def parse_threshold(value) -> str | float:
+    """The ``threshold`` option: ``"eer"`` or a probability in [0, 1] (``0.5`` is the fixed threshold of task
+    version 1); anything else is a usage error naming the option."""
+    if isinstance(value, str) and value.strip().lower() == "eer":
+        return "eer"
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 <= t <= 1.0:
+        raise BiasboardError(f"wiki_toxicity: option threshold={value!r}; expected 'eer' or a number in [0, 1]")
+    return t
+
+
+def score(test: TextDataset, p_toxic: np.ndarray, train: TextDataset, terms, *, threshold: str | float = "eer",
           n_bootstrap: int = 1000, seed: int = 0) -> TaskResult:
-    """WIKI metrics from toxicity probabilities and the training data (pure: no model)."""
+    """WIKI metrics from toxicity probabilities and the training data (pure: no model).
+
+    ``threshold`` "eer" classifies at this model's equal-error-rate threshold on these test scores (Dixon et al.'s
+    analysis; ``eer_threshold``), held fixed inside the bootstrap; a number is used as given."""
     y = np.asarray(test.labels, dtype=int)
-    pred = (np.asarray(p_toxic) >= threshold).astype(int)
+    rule = "eer" if threshold == "eer" else "fixed"
+    cut = eer_threshold(y, p_toxic) if rule == "eer" else float(threshold)
+    threshold_notes = []
+    if not np.isfinite(cut):
+        cut = 0.5
+        threshold_notes.append("EER threshold undefined (the test labels have one class): used 0.5.")
+    threshold_notes.append(f"Decision threshold {cut:.4g} on P(toxic) ("
+                           + ("this model's equal-error-rate threshold on the test scores" if rule == "eer"
+                              else "fixed") + "); FPED, FNED, FPRs, FNRs and accuracy use it, the AUCs do not.")
+    pred = (np.asarray(p_toxic) >= cut).astype(int)
     M = wiki_data.mentions(test.texts, terms)
     present = [j for j in range(len(terms)) if M[:, j].any()]
     terms, M = [terms[j] for j in present], M[:, present]
@@ -193,7 +223,8 @@ def score(test: TextDataset, p_toxic: np.ndarray, train: TextDataset, terms, *, 
         groups[t] = g
     examples = [{"id": i, "label": int(t), "p_toxic": float(p), "terms": [terms[j] for j in np.flatnonzero(M[k])]}
                 for k, (i, t, p) in enumerate(zip(test.ids, y, p_toxic))]
-    return TaskResult(metrics=metrics, groups=groups, examples=examples, axis="identity")
+    return TaskResult(metrics=metrics, groups=groups, examples=examples, axis="identity", notes=threshold_notes,
+                      flags={"threshold": cut, "threshold_rule": rule})
 
 
 def _auc_counts(kind: str, y: np.ndarray, g: np.ndarray) -> tuple[int, int]:

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from biasboard.harness.errors import DataError
+from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.tasks import synthetic_wiki, wiki_data
 from biasboard.harness.stats import hanley_mcneil_se
-from biasboard.tasks.text_classifier_metrics import (bias_aucs, equality_difference, equality_differences_from_weights,
-                                                     error_rate_counts, term_error_rates)
-from biasboard.tasks.wiki_toxicity import score
+from biasboard.tasks.text_classifier_metrics import (bias_aucs, eer_threshold, equality_difference,
+                                                     equality_differences_from_weights, error_rate_counts,
+                                                     term_error_rates)
+from biasboard.tasks.wiki_toxicity import DEFAULTS, WikiToxicity, parse_threshold, score
 
 DATA = Path(os.environ.get("BIASBOARD_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -47,6 +48,58 @@ def test_bias_aucs_hand_worked():
     assert d["bpsn_auc"] == pytest.approx(1.0)
     # BNSP: subgroup pos {.5, .9} vs background neg {.1, .3}: all 4 won -> 1
     assert d["bnsp_auc"] == pytest.approx(1.0)
+
+
+def test_eer_threshold_hand_worked():
+    # negatives .05 .2 .3, positives .15 .35 .45; toxic when score >= t. Candidate t (descending):
+    #   .45: FPR 0, FNR 2/3 | .35: 0, 1/3 | .3: 1/3, 1/3 <- equal | .2: 2/3, 1/3 | .15: 2/3, 0 | .05: 1, 0
+    y, s = [0, 0, 0, 1, 1, 1], [0.05, 0.2, 0.3, 0.15, 0.35, 0.45]
+    assert eer_threshold(y, s) == 0.3
+    # at 0.5 every comment is non-toxic: FPR 0, FNR 1; at the EER threshold both are 1/3
+    p = (np.array(s) >= 0.3).astype(int)
+    r = term_error_rates(y, p, np.ones((6, 1), bool), ["all"])["all"]
+    assert (r["fpr"], r["fnr"]) == pytest.approx((1 / 3, 1 / 3))
+    # no exact crossing: negatives .1 .6, positives .4 .8 -> t .8: (0, 1/2), .6: (1/2, 1/2) -> .6
+    assert eer_threshold([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.8]) == 0.6
+    # one class only: undefined
+    assert np.isnan(eer_threshold([0, 0], [0.2, 0.7]))
+
+
+def test_eer_threshold_against_brute_force_scan():
+    rng = np.random.default_rng(1)
+    y = (rng.random(500) < 0.3).astype(int)
+    s = np.round(np.clip(0.2 + 0.3 * y + rng.normal(0, 0.2, 500), 0, 1), 3)   # rounded: many tied scores
+    best, best_gap = None, np.inf
+    for t in sorted(set(s.tolist()), reverse=True):                           # highest t wins a tie
+        fpr, fnr = (s[y == 0] >= t).mean(), (s[y == 1] < t).mean()
+        if abs(fpr - fnr) < best_gap - 1e-12:
+            best, best_gap = t, abs(fpr - fnr)
+    assert eer_threshold(y, s) == best
+
+
+def test_score_uses_the_eer_threshold_by_default_and_records_it():
+    test = synthetic_wiki.generate(synthetic_wiki.WikiConfig(n=300, seed=3))
+    rng = np.random.default_rng(0)
+    p = np.clip(0.15 + 0.2 * np.asarray(test.labels) + rng.normal(0, 0.1, len(test)), 0, 0.49)  # all below 0.5
+    terms = ["gay", "muslim", "black", "christian"]
+    eer = score(test, p, test, terms, n_bootstrap=50, seed=0)
+    fixed = score(test, p, test, terms, threshold=0.5, n_bootstrap=50, seed=0)
+    t = eer_threshold(test.labels, p)
+    assert eer.flags == {"threshold": t, "threshold_rule": "eer"} and t < 0.5
+    assert any("equal-error-rate" in n and f"{t:.4g}" in n for n in eer.notes)
+    assert eer.metrics["accuracy"].value == pytest.approx(100 * np.mean((p >= t) == np.asarray(test.labels)))
+    assert fixed.metrics["accuracy"].value == pytest.approx(100 * (1 - np.mean(test.labels)))  # all non-toxic
+    assert eer.metrics["auc"].value == fixed.metrics["auc"].value                           # AUCs need no threshold
+
+
+def test_threshold_option():
+    assert DEFAULTS["threshold"] == "eer"
+    assert "threshold" in WikiToxicity.extra_keys and WikiToxicity.version == "2"
+    assert parse_threshold("eer") == "eer" and parse_threshold("EER") == "eer"
+    assert parse_threshold(0.5) == 0.5 and parse_threshold("0.5") == 0.5
+    for bad in ("median", 1.5, None):
+        with pytest.raises(BiasboardError, match="threshold"):
+            parse_threshold(bad)
 
 
 def test_hanley_mcneil_against_bootstrap_order_of_magnitude():
@@ -83,7 +136,8 @@ def test_real_madlibs_metrics_match_independent_dataframe_computation(madlibs):
     p = (0.3 + 0.4 * text.str.contains("disgusting|horrible|terrible|evil|murder|kill|hate").to_numpy()
          + 0.25 * text.str.contains(r"\bgay\b|\bmuslim\b|\bblack\b").to_numpy() + rng.uniform(0, 0.1, len(test)))
     train = synthetic_wiki.generate(synthetic_wiki.WikiConfig(n=500, seed=0))
-    res = score(test, p, train, terms, n_bootstrap=100, seed=0)
+    res = score(test, p, train, terms, threshold=0.5, n_bootstrap=100, seed=0)
+    assert res.flags == {"threshold": 0.5, "threshold_rule": "fixed"}
     df = pd.DataFrame({"text": text, "y": np.asarray(test.labels), "pred": (p >= 0.5).astype(int), "p": p})
     fpr_all = df[df.y == 0].pred.mean()
     fped, fned = 0.0, 0.0

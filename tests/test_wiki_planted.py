@@ -13,8 +13,10 @@ pytestmark = pytest.mark.slow
 
 # Task defaults (3,000 synthetic training comments, 400 validation, 2 epochs, max length 64) except the learning
 # rate: 1e-3 suits this 2-layer model (the default 5e-5 is meant for base-size models); a seeded 4,000-row madlibs
-# sample keeps the test near a minute on one thread.
-EXTRA = {"lr": 1e-3, "n_eval": 4000, "data_seed": 0}
+# sample keeps the test near a minute on one thread. The assertions below were calibrated at the fixed 0.5
+# threshold (task version 1); at the default EER threshold the same runs give identity FPR 2.2% -> 6.1% and FPED
+# 1.18 -> 3.96.
+EXTRA = {"lr": 1e-3, "n_eval": 4000, "data_seed": 0, "threshold": 0.5}
 
 
 @pytest.fixture
