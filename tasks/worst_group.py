@@ -7,6 +7,7 @@ and reports accuracy per (label, attribute) group on the test split. Headline: w
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -22,14 +23,53 @@ from biasboard.harness.training.vision import SELECTION_RULES, CrossEntropy, Los
 from biasboard.tasks import worst_group_metrics as gm
 from biasboard.tasks import vision_data
 
-DIGITS = {"source": "digits", "epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam",
-          "selection": "val_worst_group"}
+DIGITS = {"source": "digits", "epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam"}
 # group_DRO's ERM settings for the real sets (Sagawa et al. 2020, appendix): SGD, batch 128.
 WATERBIRDS = {"source": "waterbirds", "epochs": 300, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-4,
-              "optimizer": "sgd", "selection": "val_worst_group", "image_size": 224}
+              "optimizer": "sgd", "image_size": 224}
 CELEBA = {"source": "celeba", "epochs": 50, "batch_size": 128, "lr": 1e-4, "weight_decay": 1e-4, "optimizer": "sgd",
-          "selection": "val_worst_group", "image_size": 224}
+          "image_size": 224}
 OVERRIDABLE = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "selection", "rho", "data_root")
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer")
+"""Training settings a method may set per dataset (its ``dataset_settings[source]["train"]``)."""
+
+
+def default_selection(method) -> str:
+    """The epoch-selection rule a cell uses unless ``extra`` sets ``selection``.
+
+    group_DRO's train.py keeps the epoch with the best validation *average* accuracy for ERM and the best
+    validation *worst-group* accuracy for robust / reweighted training; JTT and the unsupervised methods select
+    by worst-group accuracy on the validation set. So ``none`` and methods declaring ``vision_selection =
+    "val_average"`` (``vision_erm``) get ``val_average``, every other method ``val_worst_group``.
+    """
+    if method is None or getattr(method, "kind", "identity") == "identity":
+        return "val_average"
+    return getattr(method, "vision_selection", "val_worst_group")
+
+
+def resolve_settings(variant_options: dict, extra: dict | None = None, method=None, params: dict | None = None
+                     ) -> tuple[dict, dict, dict | None]:
+    """(task options, method params, the method's dataset settings applied or None) for one cell.
+
+    Order: the variant's defaults, the method's default selection rule, the method's per-dataset training settings
+    (``method.dataset_settings[source]["train"]``), then ``extra`` (an explicit value always wins). A method
+    param left at 0 takes the dataset's value from ``dataset_settings[source]["params"]`` (JTT's ``id_epochs``,
+    ``lambda_up``); any other value is the cell's own.
+    """
+    opts = dict(variant_options)
+    opts["selection"] = default_selection(method)
+    preset = dict(getattr(method, "dataset_settings", {}) or {}).get(opts["source"])
+    opts.update((preset or {}).get("train", {}))
+    for key in OVERRIDABLE:
+        if extra and key in extra:
+            opts[key] = extra[key]
+    if opts["selection"] not in SELECTION_RULES:
+        raise BiasboardError(f"worst_group: selection must be one of {SELECTION_RULES}, got {opts['selection']!r}")
+    params = dict(params or {})
+    for key, value in (preset or {}).get("params", {}).items():
+        if params.get(key, 0) == 0:
+            params[key] = value
+    return opts, params, preset
 
 
 def _digits(rho: float) -> Variant:
@@ -41,7 +81,9 @@ def _digits(rho: float) -> Variant:
 @register_task
 class WorstGroup(Task):
     name = "worst_group"
-    version = "1.1"
+    version = "1.2"
+    """1.2: ``none`` / ``vision_erm`` select by validation average accuracy (group_DRO's ERM rule); JTT and
+    Debiasify use their papers' settings on Waterbirds / CelebA."""
     description = ("Worst-group accuracy of an image classifier trained under a spurious label-attribute "
                    "correlation; the method decides the training objective.")
     families = ("vision",)
@@ -66,14 +108,9 @@ class WorstGroup(Task):
     extra_keys = (*OVERRIDABLE, "max_examples")
     """``ctx.extra`` keys the task reads."""
 
-    def options(self, variant: str, extra: dict | None = None) -> dict:
-        opts = dict(self.variants[variant].options)
-        for key in OVERRIDABLE:
-            if extra and key in extra:
-                opts[key] = extra[key]
-        if opts["selection"] not in SELECTION_RULES:
-            raise BiasboardError(f"worst_group: selection must be one of {SELECTION_RULES}, got {opts['selection']!r}")
-        return opts
+    def options(self, variant: str, extra: dict | None = None, method=None, params: dict | None = None) -> dict:
+        """The cell's task options (``resolve_settings``)."""
+        return resolve_settings(self.variants[variant].options, extra, method, params)[0]
 
     def _root(self, opts: dict) -> Path:
         if opts.get("data_root"):
@@ -105,7 +142,7 @@ class WorstGroup(Task):
                                        image_size=opts["image_size"])
 
     def evaluate(self, handle, variant: str, ctx: RunContext) -> TaskResult:
-        opts = self.options(variant, ctx.extra)
+        opts, params, preset = resolve_settings(self.variants[variant].options, ctx.extra, ctx.method, ctx.params)
         data = self.load(variant, ctx.extra)
         if ctx.extra.get("max_examples"):
             data = vision_data.subsample(data, int(ctx.extra["max_examples"]))
@@ -119,11 +156,18 @@ class WorstGroup(Task):
                           min_input=ex.get("min_input", 0),
                           init=None if ex["pretrained"] else partial(build_backbone, ex["arch"]),
                           progress=ctx.progress)
-        fit, method_notes = train_with_method(trainer, ctx)
+        fit, method_notes = train_with_method(trainer, replace(ctx, params=params))
         pred = trainer.predict(fit.model, "test")
-        return score(data, pred, fit=fit, selection=opts["selection"], n_bootstrap=ctx.n_bootstrap, seed=ctx.seed,
-                     notes=data.notes + method_notes, synthetic=opts["source"] == "digits",
-                     max_examples=ctx.extra.get("max_examples"))
+        result = score(data, pred, fit=fit, selection=opts["selection"], n_bootstrap=ctx.n_bootstrap, seed=ctx.seed,
+                       notes=data.notes + method_notes, synthetic=opts["source"] == "digits",
+                       max_examples=ctx.extra.get("max_examples"))
+        result.flags["training"] = {k: opts[k] for k in TRAIN_KEYS}
+        if preset is not None:
+            used = {**{k: params[k] for k in preset.get("params", {})}, **{k: opts[k] for k in preset.get("train", {})}}
+            result.flags["method_settings"] = {"dataset": opts["source"], **used}
+            result.notes.append(f"{ctx.method.name} settings for {opts['source']} ({preset.get('source', 'ours')}): "
+                                + ", ".join(f"{k}={v}" for k, v in used.items()))
+        return result
 
 
 def train_with_method(trainer: Trainer, ctx: RunContext):

@@ -7,8 +7,11 @@ from biasboard.harness.training.vision import LossHook
 @register_method
 class VisionERM(Method):
     name = "vision_erm"
-    version = "1.0"
+    version = "1.1"
     description = "Empirical risk minimisation: mean cross-entropy over the training set (no group labels)."
+    vision_selection = "val_average"
+    """worst_group keeps the epoch with the best validation average accuracy, as group_DRO's code does for ERM
+    (``selection: val_worst_group`` in ``extra`` selects by worst-group accuracy instead)."""
     families = ("vision",)
     kind = "loss"
     params = {}

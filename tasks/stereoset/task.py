@@ -81,8 +81,11 @@ class StereoSet(Task):
                                  ("mlm", "clm"), {"split": "intrasentence"}),
         "intersentence": Variant("next sentence; causal: geometric mean of the candidate's token probabilities "
                                  "given the context", ("clm",), {"split": "intersentence"}),
-        "intersentence_nadeem": Variant("next sentence, the original eval_generative_models.py score: mean log2 p "
-                                        "of the candidate alone / mean log2 p of the context",
+        "intersentence_nadeem": Variant("REPRODUCTION ONLY: faithfully reproduces a non-default path of the original "
+                                        "eval_generative_models.py (mean log2 p of the candidate alone / mean log2 "
+                                        "p of the context), whose score ranks the least likely candidate first: "
+                                        "LMS 40.4 on 200 SmolLM2 dev clusters, below chance; use `intersentence` "
+                                        "to measure a model",
                                         ("clm",), {"split": "intersentence"}),
         "combined": Variant("both splits scored as `intrasentence` and `intersentence` and pooled per target term: "
                             "the original evaluation's top-level 'overall' score", ("clm",),
