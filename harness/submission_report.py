@@ -101,7 +101,7 @@ def _gate(method: str, records: list[dict], examples: Callable[[str], list[dict]
     for cell in doc["cells"]:
         cell.update(method=method, method_params=params, key="")
     report = compare(parse_baseline(doc, path="none (same cells)"), mine, examples)
-    verdict = {0: "PASS", 1: "FAIL (regression)", 2: "INCOMPLETE (missing data)"}[report.exit_code]
+    verdict = {0: "PASS", 1: "FAIL (regression)", 2: "INCOMPLETE (missing data)", 3: "NOT COMPARABLE (other data than none)"}[report.exit_code]
     findings = [{"status": f.status, "cell": f.cell, "metric": f.metric, "none": f.baseline, "method": f.current,
                  "change_in_distance": f.change, "ci95": list(f.ci95) if f.ci95 else None, "test": f.test,
                  "reason": f.reason} for f in report.findings]
