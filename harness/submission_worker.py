@@ -102,18 +102,22 @@ class Imported:
 
 
 def _dotted_name(folder: Path) -> str | None:
-    """``submissions.perturb`` (or an installed ``some_plugin``) when the folder is the package importable under
-    that name, else None (then it is imported from its path, like ``--include``)."""
+    """``biasboard.submissions.perturb`` (or an installed ``some_plugin``) when the folder is the package importable
+    under that name, else None (then it is imported from its path, like ``--include``)."""
     parts, cur = [folder.name], folder.parent
     while (cur / "__init__.py").exists():
         parts.insert(0, cur.name)
         cur = cur.parent
-    spec = importlib.util.find_spec(parts[0])
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    if Path(list(spec.submodule_search_locations)[0]).resolve() != (cur / parts[0]).resolve():
-        return None
-    return ".".join(parts)
+    for prefix in ("", "biasboard."):  # built-in submissions install as biasboard.submissions
+        try:
+            spec = importlib.util.find_spec(prefix + parts[0])
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        if any(Path(loc).resolve() == (cur / parts[0]).resolve() for loc in spec.submodule_search_locations):
+            return prefix + ".".join(parts)
+    return None
 
 
 def _where(exc: BaseException, folder: Path) -> str:
