@@ -115,8 +115,9 @@ METHOD_HOOKS = {
     "apply": ("handle", "ctx"),
     "transform_data": ("dataset", "ctx"),
     "training_loss": ("losses", "batch", "ctx"),
+    "represent": ("hidden", "ctx"),
 }
-METHOD_KINDS = ("identity", "weights", "finetune", "data", "loss")
+METHOD_KINDS = ("identity", "weights", "finetune", "data", "loss", "representation")
 
 
 def validate_method(obj: Any) -> None:

@@ -21,6 +21,7 @@ import biasboard.harness as harness
 from biasboard.harness.errors import BiasboardError, UnsupportedError
 from biasboard.harness.matrix import Cell
 from biasboard.harness.models.handles import ModelHandle, load_handle
+from biasboard.harness.models.represent import install_method_representation
 from biasboard.harness.paths import cache_dir
 from biasboard.harness.registry import METHODS, TASKS
 from biasboard.harness.specs import RunContext
@@ -122,10 +123,12 @@ class HandleCache:
         if self.applied_key != key + _extra_view(ctx.extra, self.applied_reads):
             method = ctx.method
             reads: frozenset[str] | None = frozenset()
-            if hasattr(method, "apply"):
+            if hasattr(method, "apply") or hasattr(method, "represent"):
                 seed_everything(cell.seed)
                 recording = ReadRecordingDict(ctx.extra)
-                self.applied = method.apply(self.base, replace(ctx, extra=recording))
+                method_ctx = replace(ctx, extra=recording)
+                applied = method.apply(self.base, method_ctx) if hasattr(method, "apply") else self.base
+                self.applied = install_method_representation(applied, method, method_ctx)
                 declared = set(getattr(method, "extra_keys", ()))
                 reads = None if recording.read is None else frozenset(recording.read | declared)
             else:
@@ -169,6 +172,7 @@ def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size:
     if not result.metrics:
         raise BiasboardError(f"task {cell.task}:{cell.variant} returned no metrics")
     seconds = time.perf_counter() - started
+    result.flags.update(handle.extras.get("result_flags") or {})  # what a method fitted on, e.g. its corpus
     if cell.data_warnings:
         result.flags["data_modified"] = True
         result.notes.extend(cell.data_warnings)

@@ -230,7 +230,11 @@ class Method:
 
     - ``apply(handle, ctx) -> handle``: change the model (weights or upstream fine-tuning);
     - ``transform_data(dataset, ctx) -> dataset``: change the downstream fine-tuning data;
-    - ``training_loss(losses, batch, ctx) -> loss``: aggregate per-example downstream losses.
+    - ``training_loss(losses, batch, ctx) -> loss``: aggregate per-example downstream losses;
+    - ``represent(hidden, ctx) -> hidden``: rewrite the final hidden states (batch x tokens x dim) of every forward
+      pass, as bias-bench's SentenceDebias / INLP hooks do. The harness installs it after ``apply`` (which may fit
+      what it needs, e.g. a bias direction, on ``self``) on a copy of the model that shares its weights, so every
+      scoring primitive, sentence encodings and LM heads alike, sees the new states (``harness.models.represent``).
     """
 
     name: ClassVar[str]

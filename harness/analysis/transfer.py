@@ -81,7 +81,7 @@ def _has_apply(method: str) -> bool:
         cls = METHODS.get(method)
     except BiasboardError:
         return True
-    return callable(getattr(cls, "apply", None))
+    return callable(getattr(cls, "apply", None)) or callable(getattr(cls, "represent", None))
 
 
 def assemble(records, downstream: str, upstream: str, dataset_bias: str) -> tuple[list[dict], list[str]]:
