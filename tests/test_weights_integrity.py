@@ -51,3 +51,14 @@ def test_every_local_zoo_model_matches_its_pins():
         path = zoo.local_path(alias)
         if path is not None:
             assert zoo.pin_problems(alias, path) == [], alias
+
+
+def test_every_zoo_entry_has_pinned_digests():
+    """No zoo model is handed out unverified: each has at least one pinned file, each pin a sha256 in hex."""
+    assert set(zoo.PINS) == set(zoo.ZOO)
+    for alias, pins in zoo.PINS.items():
+        assert pins, alias
+        for rel, digest in pins.items():
+            assert len(digest) == 64 and int(digest, 16) >= 0, (alias, rel)
+    entry = zoo.ZOO["efficientnet-lite0"]
+    assert zoo.PINS["efficientnet-lite0"]["."].startswith(entry.inner.rsplit("-", 1)[1].split(".")[0])
