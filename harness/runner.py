@@ -23,6 +23,7 @@ from biasboard.harness.matrix import Cell
 from biasboard.harness.models.handles import ModelHandle, load_handle
 from biasboard.harness.models.represent import install_method_representation
 from biasboard.harness.paths import cache_dir
+from biasboard.harness.record import CellRecord
 from biasboard.harness.registry import METHODS, TASKS
 from biasboard.harness.specs import RunContext
 from biasboard.harness.store import LEASE_SECONDS, Lease, Store
@@ -159,9 +160,10 @@ def check_n_bootstrap(cells: list[Cell], n_bootstrap: int | None) -> None:
 
 def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size: int = 32,
                   n_bootstrap: int | None = None, progress: bool = False, extra: dict[str, Any] | None = None
-                  ) -> tuple[dict[str, Any], list[dict]]:
-    """Evaluate one cell; returns (result record in the JSON contract, per-example rows). ``n_bootstrap`` defaults
-    to the cell's (its key depends on it); another value is for results that are not stored under that key."""
+                  ) -> tuple[CellRecord, list[dict]]:
+    """Evaluate one cell; returns (its record, per-example rows). ``n_bootstrap`` defaults to the cell's (its key
+    depends on it); another value is for results that are not stored under that key. The record is assembled as the
+    JSON contract and parsed, so a plugin that returns a value of the wrong type fails here, at its cell."""
     handles = handles or HandleCache()
     ctx = make_context(cell, batch_size=batch_size, n_bootstrap=n_bootstrap, progress=progress, extra=extra)
     task_cls = TASKS.get(cell.task)
@@ -187,7 +189,9 @@ def evaluate_cell(cell: Cell, *, handles: HandleCache | None = None, batch_size:
                        "precision": getattr(handle, "precision", "float32"),
                        "seconds": round(seconds, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     }
-    return record, result.examples
+    if handle.extras.get("finetune"):  # upstream fine-tuning: the budget and training precision that ran
+        record["provenance"]["finetune"] = dict(handle.extras["finetune"])
+    return CellRecord.from_json(record, key=cell.key), result.examples
 
 
 @dataclass
@@ -204,9 +208,9 @@ class RunSummary:
     interrupted: bool = False
 
 
-def _failure_record(cell: Cell) -> dict[str, Any]:
-    return {"model": cell.model.spec.id, "method": cell.method.name, "method_params": dict(cell.params),
-            "task": cell.task, "variant": cell.variant, "seed": cell.seed, "family": cell.model.family}
+def _failure_record(cell: Cell) -> CellRecord:
+    return CellRecord.failed(model=cell.model.spec.id, method=cell.method.name, method_params=dict(cell.params),
+                             task=cell.task, variant=cell.variant, seed=cell.seed, family=cell.model.family)
 
 
 def record_plugin_meta(cells: list[Cell], store: Store) -> None:
@@ -303,19 +307,20 @@ def claim_all(pending: list[Cell], store: Store, owner: str, *, force: bool, sum
 def run_local(cells: list[Cell], store: Store, *, force: bool = False, batch_size: int = 32,
               n_bootstrap: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None,
               on_cell: Callable[[Cell, str], None] | None = None, lease: float = LEASE_SECONDS,
-              wait: float | None = None, poll: float = 1.0) -> RunSummary:
+              wait: float | None = None, poll: float = 1.0, bar_class: Callable[..., Any] | None = None) -> RunSummary:
     """Evaluate pending cells in this process, writing each result to the store the moment it finishes.
 
     Each cell is claimed in the store first; a cell a live concurrent run holds is set aside and rechecked at the
     end: finished there (counted in ``elsewhere``), taken over when that run died or its lease lapsed, or still
-    running after ``wait`` seconds (None: wait as long as its owner keeps the lease; ``running_elsewhere``)."""
+    running after ``wait`` seconds (None: wait as long as its owner keeps the lease; ``running_elsewhere``).
+    ``bar_class`` replaces tqdm for the cells bar (``progress.CostBar``: a cost-weighted ETA)."""
     from tqdm.auto import tqdm
 
     check_n_bootstrap(cells, n_bootstrap)
     summary = RunSummary()
     pending = pending_cells(cells, store, force=force, summary=summary)
     handles = HandleCache()
-    bar = tqdm(total=len(pending), desc="cells", disable=not progress or not pending, unit="cell")
+    bar = (bar_class or tqdm)(total=len(pending), desc="cells", disable=not progress or not pending, unit="cell")
     owner = Lease(store.path, lease=lease) if pending else None
 
     def attempt(cell: Cell, force_cell: bool) -> bool:

@@ -15,17 +15,20 @@ from biasboard.harness.errors import BiasboardError
 POOLINGS = ("mean", "first", "last")
 SELECTION_RULES = ("val_worst_group", "val_average", "last")
 OPTIMIZERS = ("adamw", "adam", "sgd")
+TRAIN_PRECISIONS = ("float32", "mixed-bf16")
 
 FAMILY_FIELDS: dict[str, dict[str, Any]] = {
     "downstream": {"num_labels": None, "epochs": 2, "lr": 5e-5, "batch_size": 32, "max_length": 64,
                    "weight_decay": 0.01, "warmup_ratio": 0.1, "patience": 1, "evals_per_epoch": 1, "pooling": "auto",
                    "dropout": 0.1, "max_grad_norm": 1.0, "seed": 0},
     "lm": {"steps": 200, "batch_size": 32, "lr": 5e-5, "aux_lr": 1e-3, "max_length": 32, "mlm_probability": 0.15,
-           "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "seed": 0},
+           "weight_decay": 0.01, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "seed": 0, "precision": "float32"},
     "vision": {"epochs": 20, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "optimizer": "adam",
                "selection": "val_worst_group", "eval_batch_size": 256, "threads": 1, "seed": 0},
 }
 """Family -> the fields it reads -> their defaults (``num_labels`` has none: a downstream run must say it)."""
+ADDED_FIELDS = {"lm": {"precision": "float32"}}
+"""Family -> fields added after the cache keys were fixed -> the value under which they stay out of the key."""
 FIXED = {"downstream": {"optimizer": "adamw"}, "lm": {"optimizer": "adamw"}}
 """Settings a family does not expose (not in its cache key): text families always train with AdamW."""
 
@@ -73,6 +76,9 @@ class TrainConfig:
     validation average accuracy (needs no group labels), or the last epoch."""
     eval_batch_size: int | None = None
     """vision: evaluation batch size (does not change results)."""
+    precision: str | None = None
+    """lm: ``float32``, or ``mixed-bf16``: the forward pass under bfloat16 autocast with float32 master weights,
+    optimiser state and losses (faster where bfloat16 runs natively; ``harness.models.precision``)."""
     threads: int | None = None
     """vision: torch intra-op threads while training and predicting (restored afterwards); 0 keeps torch's setting.
     Small models on a shared CPU run many times faster on one thread than with OpenMP threads waiting for cores."""
@@ -108,6 +114,8 @@ class TrainConfig:
             raise BiasboardError(f"TrainConfig: steps, batch_size >= 1 and max_length >= 2 needed, got {self}")
         if not 0 < self.mlm_probability < 1:
             raise BiasboardError(f"TrainConfig: mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise BiasboardError(f"TrainConfig: precision {self.precision!r}; valid: {', '.join(TRAIN_PRECISIONS)}")
 
     def _check_vision(self):
         if self.selection not in SELECTION_RULES:
@@ -116,5 +124,8 @@ class TrainConfig:
             raise BiasboardError(f"optimizer must be adam or sgd, got {self.optimizer!r}")
 
     def key_fields(self) -> dict[str, Any]:
-        """The family's settings, name -> value: what enters the weight-cache key and the saved meta."""
-        return {name: getattr(self, name) for name in FAMILY_FIELDS[self.family]}
+        """The family's settings, name -> value: what enters the weight-cache key and the saved meta. Fields added
+        later (``ADDED_FIELDS``) enter only when they differ from their default, so earlier keys stay valid."""
+        added = ADDED_FIELDS.get(self.family, {})
+        return {name: getattr(self, name) for name in FAMILY_FIELDS[self.family]
+                if name not in added or getattr(self, name) != added[name]}

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from biasboard.harness.errors import BiasboardError, UnsupportedError
+from biasboard.harness.models.precision import compute_context, resolve_dtype
 from biasboard.harness.models.scoring import _mlm_head
 from biasboard.harness.specs import Method
 from biasboard.harness.training.cache import cache_key, load_cached, save_atomic, weights_folder
@@ -197,7 +198,9 @@ class _LMStep(StepHooks):
     def loss(self, model, rows, epoch):
         batch = build_batch(self.tokens, rows, family=self.family, config=self.config, epoch=epoch,
                             mask_id=self.mask_id, vocab_size=self.vocab)
-        losses, hidden = sentence_losses(model, batch, family=self.family, need_hidden=self.objective.needs_hidden)
+        with compute_context(self.config.precision):  # bf16 products; losses and hidden states come out float32
+            losses, hidden = sentence_losses(model, batch, family=self.family,
+                                             need_hidden=self.objective.needs_hidden)
         loss, info = self.objective.loss({"losses": losses, "hidden": hidden}, {"labels": self.labels[rows]}, epoch)
         if not torch.isfinite(loss):
             raise BiasboardError(f"fine-tuning diverged at step {self.taken + 1}: loss {float(loss)}")
@@ -221,7 +224,9 @@ class _LMStep(StepHooks):
 def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: TrainConfig, objective: Objective, *,
              progress: bool = False) -> tuple[list[dict[str, Any]], float]:
     """Fine-tune ``model`` in place with the shared loop: seeded shuffled passes over the corpus, per-sentence
-    losses, objective, AdamW step (the objective's own parameters at ``aux_lr``).
+    losses, objective, AdamW step (the objective's own parameters at ``aux_lr``). ``config.precision``
+    ``mixed-bf16`` runs the model's forward pass under bfloat16 autocast (weights, gradients, optimiser state and the
+    objective stay float32).
 
     Returns (history: one row every 10% of the steps, tokens per second over the run).
     """
@@ -246,9 +251,22 @@ def train_lm(model, tokenizer, family: str, corpus: LabelledCorpus, config: Trai
 
 COMMON_PARAMS: dict[str, Any] = {
     "corpus": "3bias", "n_sentences": 3000, "corpus_seed": 0, "steps": 0, "batch_size": 32, "lr": 5e-5,
-    "max_length": 0,
+    "max_length": 0, "train_precision": "auto",
 }
 """Parameters every LM fine-tuning method takes (see docs/lm-methods.md)."""
+
+
+TRAIN_PRECISIONS = ("auto", "float32", "mixed-bf16")
+"""Values of the ``train_precision`` method parameter; ``auto`` is resolved when the matrix is planned (mixed-bf16
+where bfloat16 runs natively, else float32), so cell keys, lineage and cache keys hold the precision that ran."""
+
+
+def resolve_train_precision(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``train_precision`` made concrete (``auto`` decided by this machine's hardware)."""
+    value = params.get("train_precision", "auto")
+    if value not in TRAIN_PRECISIONS:
+        raise BiasboardError(f"train_precision {value!r}; valid: {', '.join(TRAIN_PRECISIONS)}")
+    return dict(params, train_precision=resolve_dtype(value, where="train_precision"))
 
 
 UPSTREAM_STEPS = "upstream_steps"
@@ -259,13 +277,21 @@ of the cell key like any extra."""
 def train_config(params: dict[str, Any], family: str, seed: int, extra: dict[str, Any] | None = None
                  ) -> TrainConfig:
     """The lm TrainConfig from resolved method params; steps / max_length 0 mean the family's default (``AUTO_*``);
-    ``extra[UPSTREAM_STEPS]`` caps the steps."""
+    ``extra[UPSTREAM_STEPS]`` caps the steps; ``train_precision`` (absent: float32, as before it existed) sets the
+    training precision."""
     steps = int(params.get("steps") or 0) or AUTO_STEPS[family]
     if (extra or {}).get(UPSTREAM_STEPS):
         steps = min(steps, int(extra[UPSTREAM_STEPS]))
     max_length = int(params.get("max_length") or 0) or AUTO_MAX_LENGTH[family]
+    precision = resolve_dtype(str(params.get("train_precision", "float32")), where="train_precision")
     return TrainConfig("lm", steps=steps, batch_size=int(params["batch_size"]), lr=float(params["lr"]),
-                         max_length=max_length, seed=int(seed))
+                       max_length=max_length, seed=int(seed), precision=precision)
+
+
+def finetune_record(config: TrainConfig) -> dict[str, Any]:
+    """What the runner writes to a cell's ``provenance.finetune``: the budget and precision that actually ran."""
+    return {"steps": config.steps, "batch_size": config.batch_size, "max_length": config.max_length,
+            "precision": config.precision}
 
 
 def label(name: str, params: dict[str, Any], seed: int) -> str:
@@ -282,6 +308,9 @@ class LMFinetuneMethod(Method):
     def objective(self, params: dict[str, Any], dim: int, corpus: LabelledCorpus) -> Objective:  # pragma: no cover
         raise NotImplementedError
 
+    def resolve_params(self, given):
+        return resolve_train_precision(super().resolve_params(given))
+
     def apply(self, handle, ctx):
         params = self.resolve_params(ctx.params)
         corpus = load_corpus(str(params["corpus"]), n_sentences=int(params["n_sentences"]),
@@ -291,5 +320,5 @@ class LMFinetuneMethod(Method):
                          objective_id={"name": self.name, "version": self.version, "params": params},
                          cache=ctx.cache_dir, progress=ctx.progress)
         return handle.derive(model=ft.model, step=label(self.name, params, ctx.seed),
-                             finetuned_on=corpus.name, finetune_history=ft.history)
+                             finetuned_on=corpus.name, finetune_history=ft.history, finetune=finetune_record(config))
 

@@ -21,7 +21,8 @@ import torch
 from biasboard.harness.registry import register_method
 from biasboard.harness.training.cache import cache_key, cache_root
 from biasboard.harness.training.corpora import stereoset_stereotypes
-from biasboard.harness.training.lm import LM_TRAINER_VERSION, UPSTREAM_STEPS, label, train_config, train_lm
+from biasboard.harness.training.lm import (LM_TRAINER_VERSION, UPSTREAM_STEPS, finetune_record, label,
+                                           resolve_train_precision, train_config, train_lm)
 from biasboard.harness.training.objectives import ErmObjective
 from biasboard.harness.specs import Method
 
@@ -64,10 +65,14 @@ class BiasVector(Method):
     description = "Subtract lambda times the weight difference learnt by fine-tuning on StereoSet stereotypes."
     families = ("mlm", "clm")
     kind = "finetune"
-    params = {"lambda": 1.0, "bias_type": "all", "steps": 0, "batch_size": 32, "lr": 1e-4, "max_length": 0}
+    params = {"lambda": 1.0, "bias_type": "all", "steps": 0, "batch_size": 32, "lr": 1e-4, "max_length": 0,
+              "train_precision": "auto"}
     extra_keys = (UPSTREAM_STEPS,)
     citation = ("Shirafuji, Takenaka, Taguchi. Bias Vector: Mitigating Biases in Language Models with Task "
                 "Arithmetic Approach. arXiv 2412.11679 (2024).")
+
+    def resolve_params(self, given):
+        return resolve_train_precision(super().resolve_params(given))
 
     def vector(self, handle, params, ctx) -> dict[str, torch.Tensor]:
         """The bias vector for this base model / corpus / config, from the cache or trained now."""
@@ -96,4 +101,5 @@ class BiasVector(Method):
         model = apply_vector(handle.clone_model(), vec, -float(params["lambda"]))
         model.eval()
         trained = list(handle.extras.get("trained_on", ())) + ["stereoset"]
-        return handle.derive(model=model, step=label(self.name, params, ctx.seed), trained_on=trained)
+        return handle.derive(model=model, step=label(self.name, params, ctx.seed), trained_on=trained,
+                             finetune=finetune_record(train_config(params, handle.family, ctx.seed, ctx.extra)))
