@@ -2,19 +2,17 @@
 
 Tasks declare ``DataSource`` entries (a path relative to the data folder, the public URL of the original file
 at a pinned commit, its sha256). ``find`` looks in ``BIASBOARD_DATA_DIR`` (or the defaults of
-``harness.paths.data_dirs``); ``fetch`` downloads into the user cache and checks the digest.
+``harness.paths.data_dirs``); within ``harness.fetch.auto_fetch`` (``biasboard run`` and ``eval``) a missing
+declared file is downloaded there and then. ``fetch`` downloads every file of a task; both check the pinned digest.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from biasboard.harness.errors import DataError
-from biasboard.harness.paths import data_dirs, fetched_data_dir
+from biasboard.harness.paths import data_dirs, download_dir
 
 
 @dataclass(frozen=True)
@@ -58,8 +56,23 @@ def find(relpath: str, *, task: str = "") -> Path:
             return path.resolve()
         looked.append(str(root))
     hint = f"run `biasboard data fetch {task}` or " if task else ""
-    raise DataError(f"data file {relpath!r} not found (looked in: {', '.join(looked)}); {hint}"
-                    f"set BIASBOARD_DATA_DIR to a folder that has it")
+    message = (f"data file {relpath!r} not found (looked in: {', '.join(looked)}); {hint}"
+               f"set BIASBOARD_DATA_DIR to a folder that has it")
+    from biasboard.harness import fetch
+
+    src = fetch.source_of(relpath)
+    if src is None or not fetch.auto_fetch_on():
+        raise DataError(message)
+    try:
+        return fetch.download(src, log=_stderr).resolve()
+    except fetch.DownloadError as exc:  # offline: the same advice, and why the download did not help
+        raise DataError(f"{message} (downloading it failed: {exc.reason})") from None
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(f"biasboard: {line}", file=sys.stderr)
 
 
 def file_matches_source(path: Path, src: DataSource) -> str | None:
@@ -96,8 +109,9 @@ def _git_blob_sha1(path: Path) -> str:
 
 
 def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Path]:
-    """Download the original files of one task (or all) into the user cache, verifying sha256."""
+    """Download the original files of one task (or all) into ``paths.download_dir()``, verifying their digests."""
     import biasboard.harness.registry as registry
+    from biasboard.harness.fetch import download
 
     registry._ensure_loaded()
     # Task modules declare their sources when imported, and entry points import them lazily: load them here.
@@ -110,27 +124,14 @@ def fetch(task: str | None = None, *, force: bool = False, log=print) -> list[Pa
     if task and task not in SOURCES:
         raise DataError(f"task {task!r} declares no downloadable data; tasks with data: {', '.join(sorted(SOURCES))}")
     done = []
+    root = download_dir()
     for name in names:
         for src in SOURCES[name]:
-            dest = fetched_data_dir() / src.relpath
+            dest = root / src.relpath
             if dest.exists() and not force and src.matches(dest)[0]:
                 log(f"ok       {src.relpath} (cached)")
-                done.append(dest)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent)
-            os.close(fd)
-            try:
-                urllib.request.urlretrieve(src.url, tmp)
-            except OSError as exc:
-                os.unlink(tmp)
-                raise DataError(f"could not download {src.url}: {exc}") from exc
-            ok, got = src.matches(Path(tmp))
-            if not ok:
-                os.unlink(tmp)
-                kind, want = ("sha256", src.sha256) if src.sha256 else ("git blob id", src.git_blob_sha1)
-                raise DataError(f"{src.url}: {kind} {got} does not match the expected {want}")
-            os.replace(tmp, dest)
-            log(f"fetched  {src.relpath}")
+            else:
+                download(src, root)
+                log(f"fetched  {src.relpath}")
             done.append(dest)
     return done

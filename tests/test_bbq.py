@@ -255,10 +255,10 @@ def test_data_fetch_knows_bbq_in_a_fresh_process(tmp_path):
     import subprocess
     import sys
 
-    code = ("import urllib.request, biasboard.harness.data as d\n"
-            "def offline(url, dest): raise OSError('offline: ' + url)\n"
-            "urllib.request.urlretrieve = offline\n"
+    code = ("import biasboard.harness.data as d, biasboard.harness.fetch as f\n"
+            "def offline(url, dest, progress): raise f.DownloadError(url, 'offline')\n"
+            "f._get = offline\n"
             "try:\n    d.fetch('bbq', log=lambda *_: None)\nexcept d.DataError as exc:\n    print(exc)\n")
     env = {**__import__("os").environ, "BIASBOARD_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert "offline: https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd" in out.stdout, out.stdout + out.stderr
+    assert "could not download https://raw.githubusercontent.com/nyu-mll/BBQ/bea11bd" in out.stdout, out.stdout + out.stderr

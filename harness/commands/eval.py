@@ -46,6 +46,13 @@ def parse_params(items: list[str]) -> dict:
 
 
 def run(args) -> int:
+    from biasboard.harness.fetch import auto_fetch
+
+    with auto_fetch(progress=not args.json):  # a missing pinned data file is downloaded, not an error
+        return _run(args)
+
+
+def _run(args) -> int:
     from biasboard.harness.errors import UnsupportedError
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.registry import TASKS

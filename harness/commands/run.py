@@ -1,6 +1,7 @@
 """``biasboard run [MATRIX]``: evaluate a matrix (the quick one by default), cached and resumable."""
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -34,8 +35,16 @@ def default_matrix() -> Path:
 
 
 def run(args) -> int:
+    from biasboard.harness.fetch import auto_fetch
+
+    with auto_fetch(progress=not args.quiet):  # a missing pinned data file is downloaded while planning
+        return _run(args)
+
+
+def _run(args) -> int:
     from biasboard.harness.errors import BiasboardError
     from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.progress import CostBar, plan_summary
     from biasboard.harness.runner import record_plugin_meta
     from biasboard.harness.store import Store
 
@@ -43,20 +52,24 @@ def run(args) -> int:
         raise BiasboardError(f"--batch-size must be a positive integer, got {args.batch_size}")
     matrix = Matrix.load(args.matrix or default_matrix())
     matrix.print_warnings()
+    cells, skipped = plan(matrix)  # data files are found (or fetched) here, before the store is opened
     spath = store_path(args)
     store = Store(spath)
-    cells, skipped = plan(matrix)
     for warning in sorted({w for c in cells for w in c.data_warnings}):
         print(f"biasboard: warning: {warning}", file=sys.stderr)
     record_plugin_meta(cells, store)
     opts = matrix.options
     batch_size = args.batch_size or int(opts.get("batch_size", 32))
-    print(f"matrix {matrix.name}: {len(cells)} cells ({len(skipped)} pairings skipped as unsupported)", file=sys.stderr)
+    estimator = _estimator(cells, store, force=args.force)
+    print(f"matrix {matrix.name}: {len(cells)} cells: "
+          f"{plan_summary(cells, skipped, store.done_keys(), force=args.force).line(estimator.eta())}",
+          file=sys.stderr)
     if args.executor == "local":
         from biasboard.harness.runner import run_local
 
         summary = run_local(cells, store, force=args.force, batch_size=batch_size, progress=not args.quiet,
-                            extra=opts.get("extra"), wait=args.wait)
+                            extra=opts.get("extra"), wait=args.wait, on_cell=estimator.cell_done,
+                            bar_class=functools.partial(CostBar, estimator=estimator))
     else:
         import importlib
 
@@ -88,6 +101,27 @@ def run(args) -> int:
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0
+
+
+def _estimator(cells, store, *, force: bool):
+    """The cost-weighted ETA of the cells this run computes, in the order ``run_local`` computes them."""
+    from biasboard.harness.progress import build_estimator
+    from biasboard.harness.registry import TASKS
+    from biasboard.harness.runner import RunSummary, pending_cells
+
+    cached = RunSummary()
+    pending = pending_cells(cells, store, force=force, summary=cached)
+    info: dict[tuple[str, str], tuple] = {}
+
+    def task_info(cell):
+        key = (cell.task, cell.variant)
+        if key not in info:
+            task_cls = TASKS.get(cell.task)
+            info[key] = (task_cls().data_files(cell.variant), bool(getattr(task_cls, "fine_tunes", False)))
+        return info[key]
+
+    done = set(cached.cached)
+    return build_estimator(pending, [c for c in cells if c.key in done], store.records(status=None), task_info)
 
 
 def _build_site(spath: Path, out: Path) -> Path | None:
