@@ -24,7 +24,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 __all__ = ["Guards", "Isolation", "Limits", "Outcome", "bwrap_problem", "classify_written_file", "guarded",
            "install_guards", "isolation", "run_isolated", "written_files"]
@@ -40,9 +40,19 @@ class Guards:
     network: list[str] = field(default_factory=list)
     """One line per blocked attempt: what was contacted and from where."""
     unsafe_loads: list[str] = field(default_factory=list)
-    """One line per refused ``torch.load(..., weights_only=False)``."""
+    """One line per refused ``torch.load(..., weights_only=False)``, and (``audit``) per unpickled global or
+    ``marshal`` load, wherever it came from (``load_audit``)."""
     processes: list[str] = field(default_factory=list)
     """One line per process the guarded code started (seen by the audit hook; the guards do not reach into it)."""
+    code_roots: list[str] = field(default_factory=list)
+    """Folders of the code being validated now, for naming call sites (``load_audit``)."""
+    on_unsafe_load: Callable[[str], None] | None = None
+    """Called with each unsafe-load line as it happens (the worker sends it at once, in case it never finishes)."""
+
+    def unsafe_load(self, line: str) -> None:
+        self.unsafe_loads.append(line)
+        if self.on_unsafe_load is not None:
+            self.on_unsafe_load(line)
 
 
 def _caller() -> str:
@@ -72,10 +82,15 @@ def install_guards(*, network: bool = True, torch_load: bool = True, audit: bool
     """Patch this interpreter: internet sockets and DNS lookups raise OSError, unsafe torch.load raises.
 
     Unix-domain sockets stay allowed (local IPC is not network access). Permanent: use ``guarded`` for a block.
-    ``audit`` also installs an audit hook (it cannot be removed) that sees the C-level ``_socket`` calls the
-    patches miss: internet connects and name lookups are recorded and refused there too.
+    ``audit`` also installs audit hooks (they cannot be removed) that see the C-level ``_socket`` calls the
+    patches miss (internet connects and name lookups are recorded and refused there too) and every unpickled
+    global or ``marshal`` load however it was reached (``load_audit``: aliases, ``torch.serialization.load``).
     """
     guards = Guards()
+    if audit:
+        from biasboard.harness.load_audit import install_load_audit
+
+        install_load_audit(lambda: guards.code_roots, guards.unsafe_load)
     if network and audit:
         def hook(event, args):
             if event in ("socket.connect", "socket.sendto") and args and \
@@ -122,13 +137,17 @@ def install_guards(*, network: bool = True, torch_load: bool = True, audit: bool
 
         def safe_load(*args, **kwargs):
             if kwargs.get("weights_only") is False:
-                guards.unsafe_loads.append(f"torch.load(weights_only=False) from {_caller()}")
+                guards.unsafe_load(f"torch.load(weights_only=False) at {_caller()}: refused")
                 raise RuntimeError("torch.load with weights_only=False is refused: it unpickles arbitrary objects; "
                                    "save weights as safetensors")
             kwargs["weights_only"] = True
             return orig_load(*args, **kwargs)
 
         torch.load = safe_load
+        if audit:
+            from biasboard.harness.load_audit import install_safe_globals_audit
+
+            install_safe_globals_audit(lambda: guards.code_roots, guards.unsafe_load)
     return guards
 
 

@@ -67,7 +67,8 @@ lists the allowed values, like ``choices``. ``smoke`` optionally names the smoke
 
 CHECKS: tuple[tuple[str, str], ...] = (
     ("manifest", "manifest.yaml follows the schema"),
-    ("safe_loading", "source never unpickles (pickle, joblib, torch.load without weights_only=True)"),
+    ("safe_loading", "code never unpickles (pickle, joblib, torch.load without weights_only=True): source scan "
+                     "and run-time audit"),
     ("import", "the module imports on its own in a fresh interpreter"),
     ("hooks", "the class registers and its hooks match the documented signatures"),
     ("agreement", "the manifest agrees with the registered class"),
@@ -502,8 +503,11 @@ def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_f
     if not has_class:
         pass  # import/hooks lines say why; smoke, determinism and weights are not run
     elif not smoke:
-        for name in ("smoke", "determinism", "weights"):
+        for name in ("smoke", "determinism"):
             checklist.checks.append(Check(name, None, "not run (--no-smoke)"))
+        torch_loads = [u for u in runtime_unsafe_loads([first]) if _weights_load(u)]
+        checklist.checks.append(Check("weights", False, "; ".join(torch_loads[:3])) if torch_loads else
+                                Check("weights", None, "not run (--no-smoke)"))
     elif "error" in res1:
         checklist.checks.append(Check("smoke", False, res1["error"]))
         checklist.checks.append(Check("determinism", None, "not run: the smoke cell failed"))
@@ -522,6 +526,9 @@ def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_f
                                           "metrics and per-example rows" if same else
                                           f"two runs with seed 0 differ: {first_difference(a, b)}"))
     guards = [g for g in (first.guards, second.guards if second else None) if g]
+    loads = runtime_unsafe_loads([v for v in (first, second) if v])
+    if loads:
+        _fail_safe_loading(checklist, loads)
     if first.guards is not None:
         attempts = [a for g in guards for a in g.get("network") or []]
         if attempts:
@@ -534,8 +541,7 @@ def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_f
             checklist.checks.append(Check("offline", None, "not isolated: Python-level guards only, which saw no "
                                                            "network attempt (install bubblewrap for a real check)"))
     if has_class and smoke and ("outcome" in res1 or "error" in res1):
-        unsafe = [u for g in guards for u in g.get("unsafe_loads") or []]
-        problems = list(map(str, unsafe)) + bad_files
+        problems = [u for u in loads if _weights_load(u)] + bad_files
         checklist.checks.append(Check("weights", not problems, "; ".join(problems[:3]) or
                                       "no pickled weights written; no unsafe torch.load"))
     done = {c.name for c in checklist.checks}
@@ -551,6 +557,28 @@ def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_f
             first_missing = False
         else:
             checklist.checks.append(Check(name, None, "not run: " + view.why(timeout).split(":")[0]))
+
+
+def runtime_unsafe_loads(views: list[RunView]) -> list[str]:
+    """Unsafe loads the worker's audit hook and torch.load guard saw (sent at once and again at the end), once each."""
+    lines = [m["unsafe_load"] for v in views for m in v.messages if "unsafe_load" in m]
+    lines += [u for v in views if v.guards for u in v.guards.get("unsafe_loads") or []]
+    return list(dict.fromkeys(map(str, lines)))
+
+
+def _weights_load(line: str) -> bool:
+    """Whether an unsafe-load line is a weights load (torch.load or np.load), which fails the weights line too."""
+    return line.startswith("torch.load(") or " via torch." in line or " via numpy." in line
+
+
+def _fail_safe_loading(checklist: Checklist, loads: list[str]) -> None:
+    """The static scan's line, failed with what the code did at run time (an alias the scan cannot see)."""
+    static = checklist.get("safe_loading")
+    found = [] if static is None or static.ok else [static.detail]
+    more = f" (and {len(loads) - 3} more)" if len(loads) > 3 else ""
+    detail = "; ".join(found + [f"at run time: {'; '.join(loads[:3])}{more}"])
+    checklist.checks = [c for c in checklist.checks if c.name != "safe_loading"] + [
+        Check("safe_loading", False, detail)]
 
 
 def contract_problems(record: dict) -> tuple[list[str], str]:

@@ -280,6 +280,8 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool, ru
         manifest = None  # the parent already reported the manifest line
     out.step("import")
     n_net, n_loads, n_procs = len(guards.network), len(guards.unsafe_loads), len(guards.processes)
+    guards.code_roots = sorted({str(folder), os.path.realpath(folder)})
+    guards.on_unsafe_load = lambda line: out._write({"unsafe_load": line})  # at once: the run may never finish
     imp = import_submission(folder, manifest)
     cls = imp.cls if not (imp.rejected or imp.error) else None
     if run == 1:
