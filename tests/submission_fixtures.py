@@ -69,3 +69,14 @@ path.parent.mkdir(parents=True, exist_ok=True)
 torch.save(model.state_dict(), path)
 model.load_state_dict(torch.load(path))
 """
+
+ALIASED_UNSAFE_LOAD = """
+from torch.serialization import load as fetch
+path = ctx.cache_dir / "aliased" / "state.pt"
+path.parent.mkdir(parents=True, exist_ok=True)
+torch.save(model.state_dict(), path)
+try:
+    model.load_state_dict(fetch(path, weights_only=False))
+except Exception:
+    pass  # swallowed: validation must still see the attempt
+"""

@@ -9,8 +9,8 @@ import yaml
 
 from biasboard.harness.cli import main
 from biasboard.harness.submission import load_manifest, param_errors, scan_unsafe_loads, validate, validate_many
-from submission_fixtures import (GOOD_MANIFEST, NETWORK_CALL, NOISE_UNSEEDED, PICKLED_WEIGHTS, method_source,
-                                 write_submission)
+from submission_fixtures import (ALIASED_UNSAFE_LOAD, GOOD_MANIFEST, NETWORK_CALL, NOISE_UNSEEDED, PICKLED_WEIGHTS,
+                                 method_source, write_submission)
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "submissions" / "_template"
@@ -87,13 +87,15 @@ def test_import_level_failures_each_get_a_clear_line(tmp_path):
 
 @pytest.mark.slow
 def test_runtime_failures_each_get_a_clear_line(tmp_path):
-    """Non-deterministic output, a network call, pickled weights: the smoke runs catch each one."""
+    """Non-deterministic output, a network call, pickled weights, an aliased unsafe load inside `apply`: the smoke
+    runs catch each one."""
     folders = [
         write_submission(tmp_path, "noisy", method_source("noisy", NOISE_UNSEEDED)),
         write_submission(tmp_path, "chatty", method_source("chatty", NETWORK_CALL)),
         write_submission(tmp_path, "pickly", method_source("pickly", PICKLED_WEIGHTS)),
+        write_submission(tmp_path, "sneaky", method_source("sneaky", ALIASED_UNSAFE_LOAD)),
     ]
-    noisy, chatty, pickly = validate_many(folders, timeout=900)
+    noisy, chatty, pickly, sneaky = validate_many(folders, timeout=900)
 
     assert status(noisy, "smoke") == "PASS"
     assert status(noisy, "determinism") == "FAIL"
@@ -108,7 +110,13 @@ def test_runtime_failures_each_get_a_clear_line(tmp_path):
     assert "torch.load" in pickly.get("safe_loading").detail
     assert status(pickly, "weights") == "FAIL"
     assert "pickled/state.pt" in pickly.get("weights").detail
-    for checklist in (noisy, chatty, pickly):
+
+    assert scan_unsafe_loads(folders[3]) == []  # the alias hides it from the source scan
+    assert status(sneaky, "safe_loading") == "FAIL"
+    assert "via torch.serialization.load at sneaky/__init__.py:" in sneaky.get("safe_loading").detail
+    assert "fetch(path, weights_only=False)" in sneaky.get("safe_loading").detail
+    assert status(sneaky, "weights") == "FAIL"
+    for checklist in (noisy, chatty, pickly, sneaky):
         assert not checklist.passed
 
 

@@ -62,3 +62,25 @@ def test_every_zoo_entry_has_pinned_digests():
             assert len(digest) == 64 and int(digest, 16) >= 0, (alias, rel)
     entry = zoo.ZOO["efficientnet-lite0"]
     assert zoo.PINS["efficientnet-lite0"]["."].startswith(entry.inner.rsplit("-", 1)[1].split(".")[0])
+
+
+def test_unisolated_validation_rehashes_the_zoo_and_fails_the_sandbox_line(tmp_path, monkeypatch):
+    """Without bubblewrap the worker could write the shared model cache (and the digest memo): after validation
+    every zoo file is hashed afresh, memo ignored, and a changed one fails the sandbox line."""
+    from biasboard.harness import submission
+    from biasboard.harness.sandbox import Isolation, Limits
+
+    monkeypatch.setenv("BIASBOARD_CACHE", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"c" * 4096)
+    monkeypatch.setattr(zoo, "ZOO", {"splade-tiny": zoo.ZOO["splade-tiny"]})
+    monkeypatch.setitem(zoo.PINS, "splade-tiny", {"model.safetensors": hashlib.sha256(b"c" * 4096).hexdigest()})
+    monkeypatch.setattr(zoo, "local_path", lambda alias: model)
+    assert zoo.verify("splade-tiny", model) == model  # memoised as matching
+    assert submission._zoo_tampering() == []
+    _rewrite_keeping_size_and_mtime(model / "model.safetensors")
+    tampered = submission._zoo_tampering()
+    assert len(tampered) == 1 and tampered[0].startswith("zoo:splade-tiny: ") and "pinned" in tampered[0]
+    check = submission._sandbox_check(Isolation("none", "test"), Limits(), [], tampered)
+    assert check.status == "FAIL" and "zoo:splade-tiny" in check.detail
