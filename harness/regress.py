@@ -21,12 +21,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 import biasboard.harness as harness
 from biasboard.harness.errors import DataError
+from biasboard.harness.record import CellRecord, StoredMetric, as_records
 from biasboard.harness.specs import DIRECTIONS, distance_from_ideal
 from biasboard.harness.stats import holm, paired_resample_test
 
@@ -100,11 +101,11 @@ class CellBaseline:
 
     @property
     def ident(self) -> str:
-        return identity(self.__dict__)
+        return identity(self)
 
     @property
     def label(self) -> str:
-        return cell_label(self.__dict__)
+        return cell_label(self)
 
 
 @dataclass(frozen=True)
@@ -116,16 +117,24 @@ class Baseline:
     """Paired bootstrap resamples (the interval is always 95%)."""
 
 
-def identity(cell: dict[str, Any]) -> str:
+def _which(cell: CellRecord | CellBaseline | Mapping[str, Any]) -> tuple[str, str, dict, str, str, int]:
+    """(model, method, params, task, variant, seed) of a record, a baseline cell, or a baseline file's cell JSON."""
+    if isinstance(cell, Mapping):
+        return (cell["model"], cell["method"], cell.get("method_params") or {}, cell["task"], cell["variant"],
+                cell.get("seed", 0))
+    return cell.model, cell.method, cell.method_params or {}, cell.task, cell.variant, cell.seed
+
+
+def identity(cell: CellRecord | CellBaseline | Mapping[str, Any]) -> str:
     """What a cell is, independent of code and data versions: model x method(params) x task:variant x seed."""
-    return json.dumps([cell["model"], cell["method"], cell.get("method_params") or {}, cell["task"], cell["variant"],
-                       int(cell.get("seed", 0))], sort_keys=True)
+    model, method, params, task, variant, seed = _which(cell)
+    return json.dumps([model, method, params, task, variant, int(seed)], sort_keys=True)
 
 
-def cell_label(cell: dict[str, Any]) -> str:
-    params = cell.get("method_params") or {}
-    method = cell["method"] + ("(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")" if params else "")
-    return f"{cell['task']}:{cell['variant']} \u00b7 {cell['model']} \u00b7 {method} \u00b7 seed {cell.get('seed', 0)}"
+def cell_label(cell: CellRecord | CellBaseline | Mapping[str, Any]) -> str:
+    model, method, params, task, variant, seed = _which(cell)
+    method += "(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")" if params else ""
+    return f"{task}:{variant} \u00b7 {model} \u00b7 {method} \u00b7 seed {seed}"
 
 
 def load_baseline(path: str | Path) -> Baseline:
@@ -294,9 +303,9 @@ def _recompute_function(spec: str) -> Callable[..., np.ndarray]:
     return (lambda weights, *cols: fn(weights, *cols)[key]) if key else fn
 
 
-def declared(metric: dict[str, Any]) -> dict[str, Any] | None:
+def declared(metric: StoredMetric) -> dict[str, Any] | None:
     """How a result's metric follows from its example rows, as the task declared it; None when it does not say."""
-    per = metric.get("per_example")
+    per = metric.per_example
     return per if isinstance(per, dict) and ("field" in per or "recompute" in per) else None
 
 
@@ -352,12 +361,12 @@ def metric_from_rows(decl: dict[str, Any], values: list[Any]) -> float:
 
 
 # --- writing a baseline -------------------------------------------------------------------------------------------
-def default_tolerance(metric: dict[str, Any]) -> float:
+def default_tolerance(metric: StoredMetric) -> float:
     """1 point for percent metrics, 0.05 for the rest (effect sizes, gaps, correlations)."""
-    return 1.0 if metric.get("unit") == "%" else 0.05
+    return 1.0 if metric.unit == "%" else 0.05
 
 
-def per_example_scores(metric: dict[str, Any], rows: list[dict[str, Any]]) -> PerExample | None:
+def per_example_scores(metric: StoredMetric | Mapping[str, Any], rows: list[dict[str, Any]]) -> PerExample | None:
     """The example scores a metric declares it follows from (``Metric.per_example``/``recompute``), checked.
 
     Never guessed: a metric that declares nothing (or a record from before declarations) has none. The declared
@@ -369,17 +378,18 @@ def per_example_scores(metric: dict[str, Any], rows: list[dict[str, Any]]) -> Pe
     >>> per_example_scores({"value": 75.0, "n": 4}, rows) is None   # no declaration: no guessing
     True
     """
+    metric = StoredMetric.of(metric)
     decl = declared(metric)
-    if decl is None or not rows or metric.get("value") is None:
+    if decl is None or not rows or metric.value is None:
         return None
     values = row_values(decl, rows)
     per = PerExample(values=values, field=decl.get("field", ""), scale=float(decl.get("scale", 1.0)),
                      where=decl.get("where") or None, recompute=decl.get("recompute", ""))
-    if isinstance(metric.get("n"), int) and metric["n"] != _count(per):
-        raise DataError(f"n is {metric['n']} but the declared per-example {_what(decl)} has {_count(per)} rows")
+    if isinstance(metric.n, int) and metric.n != _count(per):
+        raise DataError(f"n is {metric.n} but the declared per-example {_what(decl)} has {_count(per)} rows")
     got = metric_from_rows(decl, list(values.values()))
-    if not _same(got, float(metric["value"])):
-        raise DataError(f"the declared per-example {_what(decl)} gives {got:.6g}, not the stored {metric['value']}")
+    if not _same(got, float(metric.value)):
+        raise DataError(f"the declared per-example {_what(decl)} gives {got:.6g}, not the stored {metric.value}")
     return per
 
 
@@ -389,12 +399,12 @@ def _what(decl: dict[str, Any]) -> str:
     return f"column {decl['field']!r}" + (f" where {decl['where']}" if decl.get("where") else "")
 
 
-def sample_of(record: dict[str, Any]) -> dict[str, Any]:
+def sample_of(record: CellRecord) -> dict[str, Any]:
     """The sampling flags of a result (``{}``: evaluated on all its data)."""
-    return {k: v for k, v in (record.get("flags") or {}).items() if k.startswith(SAMPLE_FLAGS)}
+    return {k: v for k, v in (record.flags or {}).items() if k.startswith(SAMPLE_FLAGS)}
 
 
-def make_baseline(records: Iterable[dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
+def make_baseline(records: Iterable[CellRecord | dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
                   metrics: Iterable[str] | None = None, tolerances: dict[str, float] | None = None,
                   fallback_tolerance: float | None = None, with_examples: bool = True) -> dict[str, Any]:
     """Snapshot records as a baseline document (review it, then commit it).
@@ -404,24 +414,23 @@ def make_baseline(records: Iterable[dict[str, Any]], examples: Callable[[str], l
     """
     wanted = set(metrics) if metrics else None
     tolerances = tolerances or {}
-    latest: dict[str, dict[str, Any]] = {}
-    for r in records:  # store order is oldest first: the latest run of a cell wins
+    latest: dict[str, CellRecord] = {}
+    for r in as_records(records):  # store order is oldest first: the latest run of a cell wins
         latest[identity(r)] = r
     cells = []
     for r in sorted(latest.values(), key=cell_label):
-        rows = examples(r["key"]) if with_examples else []
+        rows = examples(r.key) if with_examples else []
         out_metrics = {}
-        for name, m in (r.get("metrics") or {}).items():
+        for name, m in r.metrics.items():
             if wanted is not None and name not in wanted:
                 continue
-            if m.get("value") is None:
+            if m.value is None:
                 continue
-            entry = {"value": m["value"], "n": m.get("n"), "direction": m.get("direction", "target"),
-                     "ideal": m.get("ideal"),
+            entry = {"value": m.value, "n": m.n, "direction": m.direction, "ideal": m.ideal,
                      "tolerance": tolerances.get(name, fallback_tolerance if fallback_tolerance is not None
                                                  else default_tolerance(m))}
-            if m.get("ci95"):
-                entry["ci95"] = m["ci95"]
+            if m.ci95:
+                entry["ci95"] = list(m.ci95)
             try:
                 per = per_example_scores(m, rows)
             except DataError as exc:
@@ -430,10 +439,10 @@ def make_baseline(records: Iterable[dict[str, Any]], examples: Callable[[str], l
                 entry["per_example"] = {**per.declaration(), "values": per.values}
             out_metrics[name] = entry
         if out_metrics:
-            cells.append({"model": r["model"], "method": r["method"], "method_params": r.get("method_params") or {},
-                          "task": r["task"], "variant": r["variant"], "seed": int(r.get("seed", 0)),
-                          "key": r.get("key", ""), "data_sha256": (r.get("provenance") or {}).get("data_sha256", ""),
-                          "sample": sample_of(r), "metrics": out_metrics})
+            cells.append({"model": r.model, "method": r.method, "method_params": r.method_params or {},
+                          "task": r.task, "variant": r.variant, "seed": int(r.seed), "key": r.key,
+                          "data_sha256": r.provenance.data_sha256 or "", "sample": sample_of(r),
+                          "metrics": out_metrics})
     if not cells:
         raise DataError("no finished cells matched; nothing to snapshot")
     return {"schema": SCHEMA_ID, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -526,16 +535,17 @@ class _Pending:
     why_unpaired: str
 
 
-def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]],
-            *, seed: int = 0, allow_missing: bool = False, allow_not_comparable: bool = False) -> Report:
+def compare(baseline: Baseline, records: Iterable[CellRecord | dict[str, Any]],
+            examples: Callable[[str], list[dict[str, Any]]], *, seed: int = 0, allow_missing: bool = False,
+            allow_not_comparable: bool = False) -> Report:
     """Check every baseline cell and metric against the latest finished record of the same cell in the store."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, CellRecord] = {}
     failed: dict[str, str] = {}
-    for r in records:  # store order is oldest first; records without a status are finished ones
-        if r.get("status", "done") == "done":
+    for r in as_records(records):  # store order is oldest first; records without a status are finished ones
+        if r.done:
             latest[identity(r)] = r
         else:
-            failed[identity(r)] = (r.get("error") or "no error recorded").strip().splitlines()[0]
+            failed[identity(r)] = (r.error or "no error recorded").strip().splitlines()[0]
     report = Report(baseline_path=baseline.path, allow_missing=allow_missing,
                     allow_not_comparable=allow_not_comparable)
     slots: list[Finding | _Pending] = []
@@ -546,35 +556,35 @@ def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Cal
                 "no finished result for this cell in the store; run the matrix that produces it"
             slots.append(Finding("missing_cell", cell.label, reason=why))
             continue
-        note = "" if not cell.key or cell.key == rec.get("key") else "cell key changed since the baseline " \
+        note = "" if not cell.key or cell.key == rec.key else "cell key changed since the baseline " \
                                                                        "(code, data or weights differ). "
         cell_why = _cell_not_comparable(cell, rec)
         rows = None
         for name, base in cell.metrics.items():
-            cur = (rec.get("metrics") or {}).get(name)
+            cur = rec.metrics.get(name)
             common = dict(cell=cell.label, metric=name, baseline=base.value, ideal=base.ideal,
                           direction=base.direction, tolerance=base.tolerance)
-            if cur is None or not _is_number(cur.get("value")):
-                what = "no value" if cur is None or cur.get("value") is None else f"value {cur['value']!r}"
+            if cur is None or not _is_number(cur.value):
+                what = "no value" if cur is None or cur.value is None else f"value {cur.value!r}"
                 slots.append(Finding("missing_metric", **common, reason=note + f"the current result has {what} for "
                                                                                 "this metric"))
                 continue
             why = cell_why
-            if not why and base.n is not None and cur.get("n") is not None and cur["n"] != base.n:
-                why = f"n differs from the baseline ({base.n} -> {cur['n']})"
+            if not why and base.n is not None and cur.n is not None and cur.n != base.n:
+                why = f"n differs from the baseline ({base.n} -> {cur.n})"
             if why:
-                slots.append(Finding("not_comparable", **common, current=float(cur["value"]),
+                slots.append(Finding("not_comparable", **common, current=float(cur.value),
                                      reason=note + f"not comparable: {why}; not judged. Compare runs on the same "
                                                    "data, or write a baseline for this sample"))
                 continue
             if base.per_example is not None and rows is None:
-                rows = examples(rec["key"])
+                rows = examples(rec.key)
             outcome, detail = _paired(base, cur, rows or [], baseline.n_resamples, seed)
             if outcome == "not_comparable":
-                slots.append(Finding("not_comparable", **common, current=float(cur["value"]),
+                slots.append(Finding("not_comparable", **common, current=float(cur.value),
                                      reason=note + f"not comparable: {detail}; not judged"))
                 continue
-            slots.append(_Pending(cell.label, name, base, float(cur["value"]), note,
+            slots.append(_Pending(cell.label, name, base, float(cur.value), note,
                                   detail if outcome == "paired" else None, detail if outcome == "unpaired" else ""))
     pending = [s for s in slots if isinstance(s, _Pending) and s.paired is not None]
     adjusted = dict(zip(map(id, pending), holm([s.paired[2] for s in pending]))) if pending else {}
@@ -588,7 +598,7 @@ def compare(baseline: Baseline, records: Iterable[dict[str, Any]], examples: Cal
     return report
 
 
-def _cell_not_comparable(cell: CellBaseline, rec: dict[str, Any]) -> str:
+def _cell_not_comparable(cell: CellBaseline, rec: CellRecord) -> str:
     """Why a cell's current result is computed on other data than the baseline's ('' when it is not)."""
     if cell.sample is not None and sample_of(rec) != cell.sample:
         then = ", ".join(f"{v}" for v in cell.sample.values()) or "all data"
@@ -596,7 +606,7 @@ def _cell_not_comparable(cell: CellBaseline, rec: dict[str, Any]) -> str:
         return f"evaluated on a different sample ({then} -> {now})"
     if cell.sample is None and sample_of(rec):
         return f"evaluated on a sample ({', '.join(map(str, sample_of(rec).values()))}), the baseline on all data"
-    digest = (rec.get("provenance") or {}).get("data_sha256", "")
+    digest = rec.provenance.data_sha256 or ""
     if cell.data_sha256 and digest and digest != cell.data_sha256:
         return f"data digest differs ({cell.data_sha256[:12]} -> {digest[:12]})"
     return ""
@@ -631,7 +641,7 @@ def _judge(s: _Pending, p_holm: float | None, m: int) -> Finding:
                    reason=s.note + reason)
 
 
-def _paired(base: MetricBaseline, cur: dict[str, Any], rows: list[dict[str, Any]], n_resamples: int,
+def _paired(base: MetricBaseline, cur: StoredMetric, rows: list[dict[str, Any]], n_resamples: int,
             seed: int) -> tuple[str, Any]:
     """("paired", (change, ci95, p, n)), ("unpaired", why) or ("not_comparable", why)."""
     per, decl = base.per_example, declared(cur)
@@ -649,7 +659,7 @@ def _paired(base: MetricBaseline, cur: dict[str, Any], rows: list[dict[str, Any]
         now = metric_from_rows(decl, list(current.values()))
     except DataError as exc:
         return "unpaired", f"current rows: {exc}"
-    if not _same(now, float(cur["value"])):
+    if not _same(now, float(cur.value)):
         return "unpaired", f"current per-example {_what(decl)} does not reproduce the metric ({now:.6g})"
     if set(current) != set(per.values):
         only_then, only_now = len(set(per.values) - set(current)), len(set(current) - set(per.values))

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 from biasboard.harness.errors import BiasboardError
+from biasboard.harness.record import CellRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -148,28 +149,30 @@ class Store:
 
         return _Tx()
 
-    def put(self, key: str, record: dict[str, Any], examples: list[dict[str, Any]] | None = None) -> None:
-        """Save a finished cell and its per-example rows in one transaction."""
+    def put(self, key: str, record: CellRecord | dict[str, Any], examples: list[dict[str, Any]] | None = None) -> None:
+        """Save a finished cell and its per-example rows in one transaction (a dict is checked as a record first)."""
+        record = CellRecord.of(record)
         payload = zlib.compress(json.dumps(examples or [], default=_json_default).encode())
         with self._write():
             self._conn.execute(
                 "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, 'done', ?, NULL, ?)",
-                (key, record["model"], record["method"], record["task"], record["variant"], int(record["seed"]),
-                 json.dumps(record, default=_json_default), time.time()))
+                (key, record.model, record.method, record.task, record.variant, int(record.seed),
+                 json.dumps(record.to_json(), default=_json_default), time.time()))
             self._conn.execute("INSERT OR REPLACE INTO examples VALUES (?, ?)", (key, payload))
 
-    def put_failure(self, key: str, record: dict[str, Any], error: str) -> bool:
+    def put_failure(self, key: str, record: CellRecord | dict[str, Any], error: str) -> bool:
         """Record a failed cell (with its error) so reports can show it; a rerun retries it. A finished (``done``)
         row is never replaced by a failure (a run with a bad option must not erase a good result): returns False
         then."""
+        record = CellRecord.of(record)
         with self._write():
             cur = self._conn.execute(
                 "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "model = excluded.model, method = excluded.method, task = excluded.task, variant = excluded.variant, "
                 "seed = excluded.seed, status = 'failed', record = excluded.record, error = excluded.error, "
                 "updated_at = excluded.updated_at WHERE cells.status != 'done'",
-                (key, record["model"], record["method"], record["task"], record["variant"], int(record["seed"]),
-                 json.dumps(record, default=_json_default), error, time.time()))
+                (key, record.model, record.method, record.task, record.variant, int(record.seed),
+                 json.dumps(record.to_json(), default=_json_default), error, time.time()))
             return cur.rowcount > 0
 
     def claim(self, key: str, owner: str, *, lease: float = LEASE_SECONDS, force: bool = False) -> str:
@@ -218,12 +221,12 @@ class Store:
     def done_keys(self) -> set[str]:
         return {k for (k,) in self._conn.execute("SELECT key FROM cells WHERE status = 'done'")}
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> CellRecord | None:
         row = self._conn.execute("SELECT record, status, error FROM cells WHERE key = ?", (key,)).fetchone()
         return _decode(key, *row) if row else None
 
-    def records(self, status: str | None = "done") -> list[dict[str, Any]]:
-        """All cell records (result JSON contract plus key, status, error), oldest first."""
+    def records(self, status: str | None = "done") -> list[CellRecord]:
+        """All cell records (with the store's key, status and error), oldest first."""
         sql = "SELECT key, record, status, error FROM cells"
         args: tuple = ()
         if status:
@@ -235,7 +238,7 @@ class Store:
         row = self._conn.execute("SELECT payload FROM examples WHERE key = ?", (key,)).fetchone()
         return json.loads(zlib.decompress(row[0])) if row else []
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[CellRecord]:
         return iter(self.records())
 
     def close(self) -> None:
@@ -283,13 +286,8 @@ class Lease:
         self.close()
 
 
-def _decode(key: str, record: str, status: str, error: str | None) -> dict[str, Any]:
-    data = json.loads(record)
-    data["key"] = key
-    data["status"] = status
-    if error:
-        data["error"] = error
-    return data
+def _decode(key: str, record: str, status: str, error: str | None) -> CellRecord:
+    return CellRecord.from_json(json.loads(record), key=key, status=status, error=error or "")
 
 
 def _json_default(obj):

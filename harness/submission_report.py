@@ -15,6 +15,7 @@ import numpy as np
 
 import biasboard.harness as harness
 from biasboard.harness.errors import DataError
+from biasboard.harness.record import CellRecord, as_records
 from biasboard.harness.regress import compare, make_baseline, parse_baseline, per_example_scores
 from biasboard.harness.regress_report import _md, render_markdown, summary
 from biasboard.harness.stats import paired_bootstrap_diff
@@ -24,23 +25,24 @@ MAX_METRICS = 4
 """Metric columns in the markdown tables (the JSON has all of them)."""
 
 
-def _where(r: dict[str, Any]) -> tuple:
-    return r["model"], r["task"], r["variant"], int(r.get("seed", 0))
+def _where(r: CellRecord) -> tuple:
+    return r.model, r.task, r.variant, int(r.seed)
 
 
-def paired_change(sub: dict, ref: dict, name: str, examples: Callable[[str], list[dict]], *,
+def paired_change(sub: CellRecord | dict[str, Any], ref: CellRecord | dict[str, Any], name: str, examples: Callable[[str], list[dict]], *,
                   seed: int = 0) -> dict[str, Any] | None:
     """Change of metric ``name`` (submission minus reference) with a paired bootstrap 95% CI over shared examples.
 
     Uses the per-example field the metric declares (``Metric.per_example``, as the regression gate does); None when
     it declares none, the rows do not reproduce it, or fewer than 10 example ids are shared.
     """
-    a_metric, b_metric = (ref.get("metrics") or {}).get(name), (sub.get("metrics") or {}).get(name)
-    if not a_metric or not b_metric or a_metric.get("value") is None or b_metric.get("value") is None:
+    sub, ref = CellRecord.of(sub), CellRecord.of(ref)
+    a_metric, b_metric = ref.metrics.get(name), sub.metrics.get(name)
+    if not a_metric or not b_metric or a_metric.value is None or b_metric.value is None:
         return None
     try:
-        pa = per_example_scores(a_metric, examples(ref["key"]))
-        pb = per_example_scores(b_metric, examples(sub["key"]))
+        pa = per_example_scores(a_metric, examples(ref.key))
+        pb = per_example_scores(b_metric, examples(sub.key))
     except DataError:  # rows that do not reproduce the metric: no paired change
         return None
     if pa is None or pb is None or pa.recompute or pa.declaration() != pb.declaration():
@@ -54,14 +56,15 @@ def paired_change(sub: dict, ref: dict, name: str, examples: Callable[[str], lis
     return {"metric": name, "change": diff, "ci95": [lo, hi], "n_paired": len(ids), "field": pa.field}
 
 
-def build_report(*, method: str, manifest: dict[str, Any], references: list[str], records: list[dict[str, Any]],
-                 examples: Callable[[str], list[dict]], matrix: str, store: str,
-                 failed: list[tuple[str, str]]) -> dict[str, Any]:
+def build_report(*, method: str, manifest: dict[str, Any], references: list[str],
+                 records: list[CellRecord | dict[str, Any]], examples: Callable[[str], list[dict]], matrix: str,
+                 store: str, failed: list[tuple[str, str]]) -> dict[str, Any]:
     """The report document (JSON-ready): cells, paired changes against ``none`` and the gate verdict."""
-    by_where: dict[tuple, dict[str, dict]] = {}
+    records = as_records(records)
+    by_where: dict[tuple, dict[str, CellRecord]] = {}
     for r in records:
-        if r.get("status", "done") == "done":
-            by_where.setdefault(_where(r), {})[r["method"]] = r
+        if r.done:
+            by_where.setdefault(_where(r), {})[r.method] = r
     cells = []
     for where in sorted(by_where):
         rows = by_where[where]
@@ -69,12 +72,12 @@ def build_report(*, method: str, manifest: dict[str, Any], references: list[str]
             continue
         sub = rows[method]
         entry = {"model": where[0], "task": where[1], "variant": where[2], "seed": where[3],
-                 "headline": next(iter(sub["metrics"])),
-                 "methods": {m: {"params": r.get("method_params") or {}, "metrics": r["metrics"], "key": r["key"]}
+                 "headline": next(iter(sub.metrics)),
+                 "methods": {m: {"params": r.method_params or {}, "metrics": r.to_json()["metrics"], "key": r.key}
                              for m, r in rows.items() if m == method or m in references},
                  "vs_none": []}
         if "none" in rows:
-            for name in sub["metrics"]:
+            for name in sub.metrics:
                 change = paired_change(sub, rows["none"], name, examples)
                 if change:
                     entry["vs_none"].append(change)
@@ -87,17 +90,17 @@ def build_report(*, method: str, manifest: dict[str, Any], references: list[str]
             "failed": [{"key": k, "error": e} for k, e in failed], "gate": gate}
 
 
-def _gate(method: str, records: list[dict], examples: Callable[[str], list[dict]]) -> dict[str, Any]:
+def _gate(method: str, records: list[CellRecord], examples: Callable[[str], list[dict]]) -> dict[str, Any]:
     """Regression gate with the ``none`` results of the same cells as the baseline."""
-    done = [r for r in records if r.get("status", "done") == "done"]
-    mine = [r for r in done if r["method"] == method]
+    done = [r for r in records if r.done]
+    mine = [r for r in done if r.method == method]
     wanted = {_where(r) for r in mine}
-    refs = [r for r in done if r["method"] == "none" and _where(r) in wanted]
+    refs = [r for r in done if r.method == "none" and _where(r) in wanted]
     if not mine or not refs:
         return {"verdict": "NOT RUN", "exit_code": None, "summary": "no `none` cells to compare with",
                 "markdown": "", "findings": []}
     doc = make_baseline(refs, examples)
-    params = mine[0].get("method_params") or {}
+    params = mine[0].method_params or {}
     for cell in doc["cells"]:
         cell.update(method=method, method_params=params, key="")
     report = compare(parse_baseline(doc, path="none (same cells)"), mine, examples)

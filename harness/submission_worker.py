@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from biasboard.harness.errors import BiasboardError, DataError, UnsupportedError
+from biasboard.harness.record import CellRecord
 from biasboard.harness.sandbox import Guards, install_guards
 from biasboard.harness.submission import SHARED_CACHE_DIRS, contract_problems, prepare_cache
 
@@ -244,7 +245,7 @@ def fresh_cache(root: Path) -> Path:
 
 
 def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path, *,
-              batch_size: int = 8) -> tuple[dict, list[dict]]:
+              batch_size: int = 8) -> tuple[CellRecord, list[dict]]:
     """Evaluate one cell through the real planner and runner, with ``cache`` as the biasboard cache."""
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.runner import evaluate_cell
@@ -261,9 +262,11 @@ def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: 
     return evaluate_cell(cells[0], extra=extra, batch_size=batch_size, n_bootstrap=200)
 
 
-def outcome(record: dict, examples: list[dict]) -> dict[str, Any]:
-    """What must be identical between two runs with the same seed (timings and paths left out)."""
-    return {k: record.get(k) for k in ("metrics", "groups", "notes", "flags")} | {"examples": examples}
+def outcome(record: CellRecord, examples: list[dict]) -> dict[str, Any]:
+    """What must be identical between two runs with the same seed (timings and paths left out), as the JSON the
+    parent receives."""
+    data = record.to_json()
+    return {k: data.get(k) for k in ("metrics", "groups", "notes", "flags")} | {"examples": examples}
 
 
 
@@ -280,8 +283,9 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool, ru
         manifest = None  # the parent already reported the manifest line
     out.step("import")
     n_net, n_loads, n_procs = len(guards.network), len(guards.unsafe_loads), len(guards.processes)
+    n_writes = len(guards.writes)
     guards.code_roots = sorted({str(folder), os.path.realpath(folder)})
-    guards.on_unsafe_load = lambda line: out._write({"unsafe_load": line})  # at once: the run may never finish
+    guards.on_note = lambda kind, line: out._write({"note": kind, "line": line})  # at once: it may never finish
     imp = import_submission(folder, manifest)
     cls = imp.cls if not (imp.rejected or imp.error) else None
     if run == 1:
@@ -297,7 +301,7 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool, ru
                 raise
             out._write({"run": run, "error": f"{type(exc).__name__}: {exc}{_where(exc, folder)}"})
     out._write({"run": run, "network": guards.network[n_net:], "unsafe_loads": guards.unsafe_loads[n_loads:],
-                "processes": guards.processes[n_procs:]})
+                "processes": guards.processes[n_procs:], "writes": guards.writes[n_writes:]})
 
 
 def _report_class(out: Reporter, imp: Imported, manifest: dict | None) -> None:
@@ -332,6 +336,15 @@ def _report_class(out: Reporter, imp: Imported, manifest: dict | None) -> None:
               (f"defaults {cls.params} validate; unknown names are rejected" if cls.params else "no parameters"))
 
 
+def writable(scratch: Path) -> list[str]:
+    """Where the worker may write: its scratch folder (caches), the temporary folder, /dev, and the folders the
+    parent names in BIASBOARD_WORKER_WRITABLE (the sandbox's private home)."""
+    import tempfile
+
+    extra = [p for p in os.environ.get("BIASBOARD_WORKER_WRITABLE", "").split(os.pathsep) if p]
+    return sorted({os.path.realpath(p) for p in [scratch, tempfile.gettempdir(), "/dev", *extra]})
+
+
 def read_key(fd: int) -> bytes:
     """The run's secret from the inherited pipe, which is closed at once (before any submission code runs)."""
     chunks = []
@@ -354,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     guards = install_guards(audit=True)
+    guards.write_roots = writable(args.caches)
     import biasboard.harness.registry  # noqa: F401 - the registry module itself is trusted; load it before the guards matter
 
     for i, folder in enumerate(args.paths):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from biasboard.harness import __version__ as HARNESS_VERSION
+from biasboard.harness.record import CellRecord, as_records
 from biasboard.leaderboard import ranking
 
 SCHEMA_ID = "biasboard-release/2"
@@ -56,54 +57,54 @@ def _mean_over_seeds(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
-def build_release(records: Iterable[dict[str, Any]], *, failures: Iterable[dict[str, Any]] = (),
-                  generated_at: str | None = None, plugins: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Assemble the release document from finished store records (result contract plus store fields).
+def build_release(records: Iterable[CellRecord | dict[str, Any]], *,
+                  failures: Iterable[CellRecord | dict[str, Any]] = (), generated_at: str | None = None,
+                  plugins: dict[str, dict[str, Any]] | None = None,
+                  n_examples: dict[str, int] | None = None) -> dict[str, Any]:
+    """Assemble the release document from finished store records.
 
     ``failures`` are failed cells (store records with ``error``); they are listed, never scored. ``plugins`` is the
     task and method metadata the run wrote into the store (``{"tasks": {name: meta}, "methods": {...}}``): the site
-    reads records only and never imports a task or a method.
+    reads records only and never imports a task or a method. ``n_examples``: per-example rows stored per cell key.
     """
-    records = sorted((dict(r) for r in records), key=lambda r: (r["task"], r["variant"], r["model"], r["method"],
-                                                               json.dumps(r.get("method_params") or {}, sort_keys=True),
-                                                               r.get("seed", 0)))
+    records = sorted(as_records(records), key=lambda r: (r.task, r.variant, r.model, r.method,
+                                                         json.dumps(r.method_params or {}, sort_keys=True), r.seed))
+    n_examples = n_examples or {}
     plugins = plugins or {}
     task_meta, method_meta = (plugins.get("tasks") or {}).get, (plugins.get("methods") or {}).get
     tasks: dict[str, Any] = {}
     methods: dict[str, Any] = {}
     models: dict[str, Any] = {}
     for r in records:
-        if r["task"] not in tasks:
-            tasks[r["task"]] = dict(task_meta(r["task"]) or {}) or {"description": "", "citation": "", "axis": r.get("axis", ""),
-                                                        "version": r.get("task_version", ""), "families": [],
-                                                        "variants": {}, "registered": False}
-        if r["method"] not in methods:
-            methods[r["method"]] = dict(method_meta(r["method"]) or {}) or {
-                "description": "", "citation": "", "kind": r.get("method_kind", ""),
-                "version": r.get("method_version", ""), "families": [], "params": {}, "registered": False}
-        m = models.setdefault(r["model"], {**MODEL_FIELDS, "family": r.get("family", ""),
-                                           **((plugins.get("models") or {}).get(r["model"]) or {}),
-                                           "weights_sha256": []})
-        w = (r.get("provenance") or {}).get("weights_sha256")
+        if r.task not in tasks:
+            tasks[r.task] = dict(task_meta(r.task) or {}) or {"description": "", "citation": "", "axis": r.axis,
+                                                              "version": r.task_version, "families": [],
+                                                              "variants": {}, "registered": False}
+        if r.method not in methods:
+            methods[r.method] = dict(method_meta(r.method) or {}) or {
+                "description": "", "citation": "", "kind": r.method_kind,
+                "version": r.method_version, "families": [], "params": {}, "registered": False}
+        m = models.setdefault(r.model, {**MODEL_FIELDS, "family": r.family,
+                                        **((plugins.get("models") or {}).get(r.model) or {}), "weights_sha256": []})
+        w = r.provenance.weights_sha256
         if w and w not in m["weights_sha256"]:
             m["weights_sha256"].append(w)
 
     cells = []
     for r in records:
-        cell = {k: r.get(k) for k in ("key", "model", "method", "method_params", "task", "variant", "seed", "family",
-                                      "method_kind", "axis", "task_version", "method_version")}
-        cell["method_params"] = cell["method_params"] or {}
-        cell["method_kind"] = cell["method_kind"] or methods[r["method"]].get("kind", "")
-        cell["axis"] = cell["axis"] or tasks[r["task"]].get("axis", "")
-        cell["method_label"] = method_label(r["method"], cell["method_params"], methods[r["method"]].get("params"))
-        cell["metrics"] = {name: _with_distance(m) for name, m in (r.get("metrics") or {}).items()}
-        cell["groups"] = {g: {name: _with_distance(m) for name, m in ms.items()}
-                          for g, ms in (r.get("groups") or {}).items()}
-        cell["notes"] = list(r.get("notes") or [])
-        cell["flags"] = dict(r.get("flags") or {})
-        cell["caveats"], cell["info"] = split_flags(cell["flags"], r["task"], r["variant"])
-        cell["provenance"] = dict(r.get("provenance") or {})
-        cell["n_examples"] = r.get("n_examples")
+        cell = {"key": r.key, "model": r.model, "method": r.method, "method_params": r.method_params or {},
+                "task": r.task, "variant": r.variant, "seed": r.seed, "family": r.family,
+                "method_kind": r.method_kind or methods[r.method].get("kind", ""),
+                "axis": r.axis or tasks[r.task].get("axis", ""), "task_version": r.task_version,
+                "method_version": r.method_version}
+        cell["method_label"] = method_label(r.method, cell["method_params"], methods[r.method].get("params"))
+        cell["metrics"] = {name: _with_distance(m.to_json()) for name, m in r.metrics.items()}
+        cell["groups"] = {g: {name: _with_distance(m.to_json()) for name, m in ms.items()} for g, ms in r.groups.items()}
+        cell["notes"] = list(r.notes)
+        cell["flags"] = dict(r.flags)
+        cell["caveats"], cell["info"] = split_flags(cell["flags"], r.task, r.variant)
+        cell["provenance"] = r.provenance.to_json()
+        cell["n_examples"] = n_examples.get(r.key)
         cells.append(cell)
 
     for kind, meta in (("task", tasks), ("method", methods)):
@@ -119,11 +120,10 @@ def build_release(records: Iterable[dict[str, Any]], *, failures: Iterable[dict[
                     "min_shared_columns": ranking.MIN_SHARED_COLUMNS, "utility_margin": ranking.UTILITY_MARGIN},
         "tasks": tasks, "methods": methods, "models": models,
         "columns": columns, "rows": rows, "cells": cells,
-        "failures": [{"key": f.get("key", ""), "model": f.get("model", ""), "method": f.get("method", ""),
-                      "method_params": f.get("method_params") or {}, "task": f.get("task", ""),
-                      "variant": f.get("variant", ""), "seed": f.get("seed", 0),
-                      "error": (f.get("error") or "").strip().splitlines()[0] if f.get("error") else ""}
-                     for f in failures],
+        "failures": [{"key": f.key, "model": f.model, "method": f.method, "method_params": f.method_params or {},
+                      "task": f.task, "variant": f.variant, "seed": f.seed,
+                      "error": f.error.strip().splitlines()[0] if f.error else ""}
+                     for f in as_records(failures)],
     }
 
 

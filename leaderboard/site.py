@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import jinja2
 
 from biasboard.harness.errors import BiasboardError
+from biasboard.harness.record import CellRecord, as_records
 from biasboard.leaderboard import plots, ranking
 from biasboard.leaderboard.release import build_release, safe_name, write_release
 
@@ -33,22 +34,21 @@ def build(store_path: str | Path, out_dir: str | Path) -> Path:
         with Store(store_path) as store:
             records = store.records(status="done")
             failures = store.records(status="failed")
-            examples = {r["key"]: store.examples(r["key"]) for r in records}
+            examples = {r.key: store.examples(r.key) for r in records}
             plugins = store.plugin_meta()
     except sqlite3.DatabaseError as exc:
         raise BiasboardError(f"{store_path} is not a biasboard results store (SQLite): {exc}") from None
     return build_site(records, examples, out_dir, failures=failures, plugins=plugins)
 
 
-def build_site(records: Iterable[dict[str, Any]], examples: dict[str, list[dict[str, Any]]], out_dir: str | Path,
-               *, failures: Iterable[dict[str, Any]] = (), generated_at: str | None = None,
-               plugins: dict[str, dict[str, Any]] | None = None) -> Path:
-    """Render pages from records (result contract plus store fields), their per-example rows and failed cells."""
+def build_site(records: Iterable[CellRecord | dict[str, Any]], examples: dict[str, list[dict[str, Any]]],
+               out_dir: str | Path, *, failures: Iterable[CellRecord | dict[str, Any]] = (),
+               generated_at: str | None = None, plugins: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Render pages from finished records, their per-example rows and failed cells."""
     out = Path(out_dir)
-    records = list(records)
-    for r in records:
-        r.setdefault("n_examples", len(examples.get(r["key"], [])))
-    release = build_release(records, failures=failures, generated_at=generated_at, plugins=plugins)
+    records = as_records(records)
+    release = build_release(records, failures=failures, generated_at=generated_at, plugins=plugins,
+                            n_examples={r.key: len(examples.get(r.key, [])) for r in records})
     write_release(release, out, examples)
     write_bibtex(release, out)
     _copy_static(out / "static")

@@ -244,7 +244,7 @@ def test_a_cut_crows_csv_is_flagged_in_the_result(tmp_path, monkeypatch, data_di
     assert len(cell.data_warnings) == 1 and "differs from the pinned original" in cell.data_warnings[0]
     assert cell.key != clean.key
     record, _ = evaluate_cell(cell)
-    assert record["flags"]["data_modified"] is True and cell.data_warnings[0] in record["notes"]
+    assert record.flags["data_modified"] is True and cell.data_warnings[0] in record.notes
     _note("crows-cut", "a CrowS-Pairs CSV cut inside a field (runs; result flagged)", "run / eval", 0,
           "biasboard: warning: " + cell.data_warnings[0])
 

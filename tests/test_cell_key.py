@@ -51,7 +51,7 @@ def test_batch_size_is_not_in_the_key(tiny_bert_dir):
 
 
 def _numbers(record):
-    return {k: record[k] for k in ("metrics", "groups", "notes", "flags")}
+    return {k: record.to_json()[k] for k in ("metrics", "groups", "notes", "flags")}
 
 
 def test_batch_size_does_not_change_a_result(tiny_bert_dir):

@@ -162,10 +162,10 @@ def test_shades_follow_distance_not_value():
 
 def test_method_label_and_safe_names():
     # exactly as the CLI result table prints it: every stored parameter, in stored order
-    from biasboard.harness.commands.support import _method_label
+    from biasboard.harness.record import CellRecord
 
     for params in ({"lam": 10}, {"lam": 1, "epochs": 30}, {}):
-        assert method_label("bias_vector", params) == _method_label({"method": "bias_vector", "method_params": params})
+        assert method_label("bias_vector", params) == CellRecord("m", "bias_vector", "t", "v", method_params=params).method_label
     assert method_label("bias_vector", {"lam": 1}) == "bias_vector(lam=1)"
     assert safe_name("crows_pairs") == "crows_pairs"
     evil = safe_name(EVIL_MODEL)

@@ -38,7 +38,7 @@ def comparable(store: Store) -> dict:
     """Everything a result says except when it was computed and how long it took."""
     out = {}
     for rec in store.records(status=None):
-        rec = dict(rec)
+        rec = rec.to_export()
         prov = dict(rec.pop("provenance", {}))
         prov.pop("seconds", None)
         prov.pop("finished_at", None)
@@ -181,20 +181,20 @@ def test_worker_failure_retried_then_recorded(cluster, tmp_path, crash_plugin):
     store = Store(tmp_path / "s.sqlite")
     summary = ray_executor.run(cells, store, progress=False, extra={"max_examples": MAX_EXAMPLES}, max_retries=1,
                                **SETTINGS)
-    by_task = {r["task"]: r for r in store.records(status=None)}
-    assert by_task["crows_pairs"]["status"] == "done"
+    by_task = {r.task: r for r in store.records(status=None)}
+    assert by_task["crows_pairs"].status == "done"
     # died once, retried on a fresh worker, then the same numbers as the plain task
-    assert by_task["ray_crash_once"]["status"] == "done" and (tmp_path / "crashed-once").exists()
-    assert by_task["ray_crash_once"]["metrics"] == by_task["crows_pairs"]["metrics"]
+    assert by_task["ray_crash_once"].status == "done" and (tmp_path / "crashed-once").exists()
+    assert by_task["ray_crash_once"].metrics == by_task["crows_pairs"].metrics
     # died on every try: first try + max_retries=1, then recorded with the error, the rest went on
-    assert by_task["ray_crash_always"]["status"] == "failed"
-    assert "worker died 2 time(s)" in by_task["ray_crash_always"]["error"]
+    assert by_task["ray_crash_always"].status == "failed"
+    assert "worker died 2 time(s)" in by_task["ray_crash_always"].error
     # a Python exception is deterministic: recorded at once, never retried (as the local executor does)
-    assert by_task["ray_raises"]["status"] == "failed"
-    assert "ValueError: a deterministic bug in the task" in by_task["ray_raises"]["error"]
+    assert by_task["ray_raises"].status == "failed"
+    assert "ValueError: a deterministic bug in the task" in by_task["ray_raises"].error
     assert (tmp_path / "raises-attempts").read_text() == "x"
     assert len(summary.done) == 2
-    assert sorted(k for k, _ in summary.failed) == sorted(by_task[t]["key"] for t in CRASH_TASKS[1:])
+    assert sorted(k for k, _ in summary.failed) == sorted(by_task[t].key for t in CRASH_TASKS[1:])
 
 
 def test_cli_run_with_ray_executor(cluster, tmp_path, capsys):

@@ -24,16 +24,16 @@ def test_failure_never_replaces_a_finished_row(tmp_path):
     store.put("k", REC, [{"id": 1}])
     assert store.put_failure("k", REC, "ValueError: batch_size 0") is False
     row = store.get("k")
-    assert row["status"] == "done" and row["metrics"] == REC["metrics"] and store.examples("k") == [{"id": 1}]
+    assert row.status == "done" and row.to_json()["metrics"] == REC["metrics"] and store.examples("k") == [{"id": 1}]
 
 
 def test_a_later_success_replaces_a_failure(tmp_path):
     store = Store(tmp_path / "r.sqlite")
     assert store.put_failure("k", REC, "RuntimeError: flaky") is True
-    assert store.get("k")["status"] == "failed"
+    assert store.get("k").status == "failed"
     assert store.put_failure("k", REC, "RuntimeError: again") is True  # a failure may replace a failure
     store.put("k", REC, [])
-    assert store.get("k")["status"] == "done" and "error" not in store.get("k")
+    assert store.get("k").status == "done" and not store.get("k").error
 
 
 def _dead_owner() -> str:

@@ -40,7 +40,7 @@ def test_finished_cells_are_never_recomputed(tiny_bert_dir, tmp_path, monkeypatc
     second = run_local(cells, store, progress=False)
     assert len(second.cached) == 4 and not second.done
     rec = store.get(cells[0].key)
-    assert rec["metrics"]["stereotype_score"]["n"] == 25 and rec["provenance"]["weights_sha256"]
+    assert rec.metrics["stereotype_score"].n == 25 and rec.provenance.weights_sha256
     assert len(store.examples(cells[0].key)) == 25
 
 
@@ -135,7 +135,7 @@ def test_concurrent_writers_do_not_corrupt_the_store(tmp_path):
     store = Store(db)
     assert len(store.records()) == 301
     assert store.examples("a-149")[49] == {"id": 49, "x": 49 * 149}
-    assert json.loads(json.dumps(store.get("shared")))["task"] == "t"
+    assert json.loads(json.dumps(store.get("shared").to_json()))["task"] == "t"
 
 
 def test_exclude_rules_drop_matching_cells(tiny_bert_dir):

@@ -10,37 +10,38 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from biasboard.harness.record import CellRecord, as_records
 from biasboard.harness.regress import cell_label, compare, make_baseline, parse_baseline
 
 VERDICTS = {"improvement": "closer to ideal", "regression": "farther from ideal", "unchanged": "no significant change",
             "not_comparable": "not comparable"}
 
 
-def _reference_key(r: dict[str, Any]) -> tuple:
-    return r["model"], r["task"], r["variant"], int(r.get("seed", 0))
+def _reference_key(r: CellRecord) -> tuple:
+    return r.model, r.task, r.variant, int(r.seed)
 
 
-def method_effects(records: Iterable[dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
+def method_effects(records: Iterable[CellRecord | dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
                    all_metrics: bool = False, seed: int = 0) -> dict[str, Any]:
     """Rows of (method, model, task, metric, none value, method value, difference, change in distance from the
     ideal with its paired 95% CI, Holm-adjusted p, verdict) and the cells left out, with why."""
-    done = [r for r in records if r.get("status", "done") == "done" and r.get("metrics")]
-    latest: dict[tuple, dict[str, Any]] = {}
+    done = [r for r in as_records(records) if r.done and r.metrics]
+    latest: dict[tuple, CellRecord] = {}
     for r in done:  # oldest first: the latest run of a cell wins
-        latest[(r["method"], str(sorted((r.get("method_params") or {}).items())), *_reference_key(r))] = r
-    references = {_reference_key(r): r for r in latest.values() if r["method"] == "none"}
+        latest[(r.method, str(sorted((r.method_params or {}).items())), *_reference_key(r))] = r
+    references = {_reference_key(r): r for r in latest.values() if r.method == "none"}
     cells, treated, dropped = [], [], []
     for r in sorted(latest.values(), key=cell_label):
-        if r["method"] == "none":
+        if r.method == "none":
             continue
         ref = references.get(_reference_key(r))
         if ref is None:
             dropped.append(f"{cell_label(r)}: no finished `none` cell of the same model, task, variant and seed")
             continue
-        wanted = None if all_metrics else [next(iter(r["metrics"]))]
+        wanted = None if all_metrics else [next(iter(r.metrics))]
         doc = make_baseline([ref], examples, metrics=wanted, fallback_tolerance=0.0)
         for cell in doc["cells"]:
-            cell.update(method=r["method"], method_params=r.get("method_params") or {}, key="")
+            cell.update(method=r.method, method_params=r.method_params or {}, key="")
         cells.extend(doc["cells"])
         treated.append(r)
     if not cells:
@@ -53,14 +54,13 @@ def method_effects(records: Iterable[dict[str, Any]], examples: Callable[[str], 
         rec = by_label.get(f.cell)
         if rec is None or f.status not in VERDICTS:
             continue
-        params = rec.get("method_params") or {}
+        metric = rec.metrics.get(f.metric)
         rows.append({
-            "method": rec["method"] + ("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")" if params else ""),
-            "method_name": rec["method"], "method_params": params,
-            "model": rec["model"], "task": f"{rec['task']}:{rec['variant']}", "seed": int(rec.get("seed", 0)),
+            "method": rec.method_label, "method_name": rec.method, "method_params": rec.method_params or {},
+            "model": rec.model, "task": f"{rec.task}:{rec.variant}", "seed": int(rec.seed),
             "metric": f.metric, "none": f.baseline, "value": f.current,
             "difference": None if f.current is None or f.baseline is None else f.current - f.baseline,
-            "n": f.n_paired if f.n_paired is not None else (rec["metrics"].get(f.metric) or {}).get("n"),
+            "n": f.n_paired if f.n_paired is not None else (metric.n if metric else None),
             "distance_change": f.change, "ci95": list(f.ci95) if f.ci95 else None, "p_holm": f.p_holm,
             "test": f.test or "none",
             # without a paired test a move is only a point estimate: no verdict is claimed for it

@@ -12,11 +12,13 @@ import numpy as np
 from scipy import stats as sps
 
 from biasboard.harness.errors import BiasboardError
+from biasboard.harness.record import CellRecord, as_records
 
 DATASET_BIAS_DEFAULTS = ("train_gender_skew", "train_identity_toxicity_gap")
 
 
-def load_records(args) -> list[dict[str, Any]]:
+def load_records(args) -> list[CellRecord]:
+    """The records of ``--records`` (a JSON list, ``{"records": [...]}`` or JSON lines), else of the store."""
     if args.records:
         if not args.records.exists():
             raise BiasboardError(f"--records {args.records}: no such file")
@@ -26,7 +28,7 @@ def load_records(args) -> list[dict[str, Any]]:
                                                                             text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
             raise BiasboardError(f"--records {args.records}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-        return data if isinstance(data, list) else data.get("records", [])
+        return as_records(data if isinstance(data, list) else data.get("records", []))
     from biasboard.harness.paths import output_dir
     from biasboard.harness.store import Store
 
@@ -37,7 +39,7 @@ def load_records(args) -> list[dict[str, Any]]:
     return Store(path).records()
 
 
-def parse_selector(text: str, records: Sequence[dict]) -> tuple[str, str | None, str | None]:
+def parse_selector(text: str, records: Sequence[CellRecord]) -> tuple[str, str | None, str | None]:
     """``task``, ``task:metric``, ``task:variant`` or ``task:variant:metric`` -> (task, variant, metric)."""
     parts = text.split(":")
     task = parts[0]
@@ -45,33 +47,32 @@ def parse_selector(text: str, records: Sequence[dict]) -> tuple[str, str | None,
         return task, None, None
     if len(parts) == 3:
         return task, parts[1] or None, parts[2] or None
-    variants = {r["variant"] for r in records if r["task"] == task}
+    variants = {r.variant for r in records if r.task == task}
     return (task, parts[1], None) if parts[1] in variants else (task, None, parts[1])
 
 
-def _pick(records, task, variant, metric, what) -> dict[tuple, tuple[float, dict]]:
-    rows = [r for r in records if r["task"] == task and (variant is None or r["variant"] == variant)
-            and r.get("metrics")]
+def _pick(records: Sequence[CellRecord], task, variant, metric, what) -> dict[tuple, tuple[float, CellRecord]]:
+    rows = [r for r in records if r.task == task and (variant is None or r.variant == variant) and r.metrics]
     if not rows:
         raise BiasboardError(f"{what}: no finished cells of task {task!r}"
                              + (f" variant {variant!r}" if variant else "") + " in the results")
-    variants = sorted({r["variant"] for r in rows})
+    variants = sorted({r.variant for r in rows})
     if variant is None and len(variants) > 1:
         raise BiasboardError(f"{what}: task {task!r} has several variants {variants}; say which (TASK:VARIANT)")
     out = {}
     for r in rows:
-        name = metric or next(iter(r["metrics"]))
-        if name not in r["metrics"]:
-            raise BiasboardError(f"{what}: cell {r['model']} / {r['method']} has no metric {name!r}; it has "
-                                 f"{sorted(r['metrics'])}")
-        value = r["metrics"][name]["value"]
+        name = metric or next(iter(r.metrics))
+        if name not in r.metrics:
+            raise BiasboardError(f"{what}: cell {r.model} / {r.method} has no metric {name!r}; it has "
+                                 f"{sorted(r.metrics)}")
+        value = r.metrics[name].value
         if value is not None:
             out[_key(r)] = (float(value), r)
     return out
 
 
-def _key(r: dict) -> tuple:
-    return r["model"], r["method"], json.dumps(r.get("method_params") or {}, sort_keys=True), r.get("seed", 0)
+def _key(r: CellRecord) -> tuple:
+    return r.model, r.method, json.dumps(r.method_params or {}, sort_keys=True), r.seed
 
 
 def _has_apply(method: str) -> bool:
@@ -84,8 +85,9 @@ def _has_apply(method: str) -> bool:
     return callable(getattr(cls, "apply", None)) or callable(getattr(cls, "represent", None))
 
 
-def assemble(records, downstream: str, upstream: str, dataset_bias: str) -> tuple[list[dict], list[str]]:
+def assemble(records: Sequence[CellRecord | dict[str, Any]], downstream: str, upstream: str, dataset_bias: str) -> tuple[list[dict], list[str]]:
     """One row per downstream cell with its upstream and dataset-bias values; and the cells left out, with why."""
+    records = as_records(records)
     d_task, d_var, d_metric = parse_selector(downstream, records)
     u_task, u_var, u_metric = parse_selector(upstream, records)
     down = _pick(records, d_task, d_var, d_metric, "--downstream")
@@ -103,10 +105,10 @@ def assemble(records, downstream: str, upstream: str, dataset_bias: str) -> tupl
                "upstream": match[0]}
         if dataset_bias != "none":
             names = DATASET_BIAS_DEFAULTS if dataset_bias == "auto" else (dataset_bias,)
-            found = next((n for n in names if n in rec["metrics"]), None)
+            found = next((n for n in names if n in rec.metrics), None)
             if found is None:
                 raise BiasboardError(f"--dataset-bias: the {d_task} cells report none of {list(names)}")
-            row["dataset_bias"] = float(rec["metrics"][found]["value"])
+            row["dataset_bias"] = float(rec.metrics[found].value)
             row["dataset_bias_metric"] = found
         rows.append(row)
     return rows, dropped

@@ -86,9 +86,9 @@ def update(args) -> int:
     store_path, records, examples = load_store(args.store)
 
     def keep(r):
-        tasks_ok = not args.task or r["task"] in args.task or f"{r['task']}:{r['variant']}" in args.task
-        return r.get("status", "done") == "done" and tasks_ok and (not args.model or r["model"] in args.model) and (
-            not args.method or r["method"] in args.method)
+        tasks_ok = not args.task or r.task in args.task or f"{r.task}:{r.variant}" in args.task
+        return r.done and tasks_ok and (not args.model or r.model in args.model) and (
+            not args.method or r.method in args.method)
 
     doc = make_baseline([r for r in records if keep(r)], examples, metrics=args.metric or None,
                         tolerances=tolerances, fallback_tolerance=args.default_tolerance,

@@ -92,22 +92,21 @@ def _run(args) -> int:
     if store:
         record_plugin_meta([cell], store)
     cached = store.get(cell.key) if store and not args.force else None
-    if cached and cached.get("status") == "done":
+    if cached and cached.done:
         record, examples = cached, (store.examples(cell.key) if args.examples else [])
     else:
         record, examples = evaluate_cell(cell, batch_size=args.batch_size,
                                          progress=not args.json and sys.stderr.isatty(), extra=extra)
         if store:
             store.put(cell.key, record, examples)
-    record = {k: v for k, v in record.items() if k != "status"}
-    record["key"] = cell.key
     if args.json:
+        out = {**record.to_json(), "key": cell.key}
         if args.examples:
-            record["examples"] = examples
-        print(json.dumps(record, indent=2))
+            out["examples"] = examples
+        print(json.dumps(out, indent=2))
     else:
         print(results_table([record]))
-        for group, metrics in record.get("groups", {}).items():
+        for group, metrics in record.groups.items():
             name, m = next(iter(metrics.items()))
-            print(f"  {group:22s} {name} = {m['value']:.2f} (n={m['n']})")
+            print(f"  {group:22s} {name} = {m.value:.2f} (n={m.n})")
     return 0

@@ -80,7 +80,7 @@ def _run(args) -> int:
         summary = executor.run(cells, store, force=args.force, batch_size=batch_size, progress=not args.quiet,
                                extra=opts.get("extra"), address=args.address)
     keys = {c.key for c in cells}
-    records = [r for r in store.records(status=None) if r["key"] in keys]
+    records = [r for r in store.records(status=None) if r.key in keys]
     print(results_table(records))
     skipped_at_run = getattr(summary, "skipped", [])
     print(f"\n{len(summary.done)} computed, {len(summary.cached)} from cache, {len(summary.failed)} failed"

@@ -169,7 +169,7 @@ def _run_official(args, folder: Path, manifest: dict) -> int:
                         n_bootstrap=int(opts.get("n_bootstrap", 1000)), progress=not args.quiet,
                         extra=opts.get("extra"))
     keys = {c.key for c in cells}
-    records = [r for r in store.records(status=None) if r["key"] in keys]
+    records = [r for r in store.records(status=None) if r.key in keys]
     doc = build_report(method=name, manifest=manifest, references=references, records=records,
                        examples=store.examples, matrix=str(args.matrix or "leaderboard/matrices/official.yaml"),
                        store=str(spath), failed=summary.failed)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from biasboard.harness.errors import BiasboardError
 from biasboard.harness.paths import output_dir
+from biasboard.harness.record import CellRecord, StoredMetric
 
 STORE_NAME = "results.sqlite"
 
@@ -32,7 +33,7 @@ def store_path(args) -> Path:
     return Path(out) / STORE_NAME if out else default_store()
 
 
-def load_store(path: str | Path | None) -> tuple[Path, list[dict[str, Any]], Callable[[str], list[dict]]]:
+def load_store(path: str | Path | None) -> tuple[Path, list[CellRecord], Callable[[str], list[dict]]]:
     """(path, all records (finished and failed, each with ``status``), examples lookup) of an existing store."""
     from biasboard.harness.store import Store
 
@@ -60,36 +61,29 @@ def one_line_errors(func: Callable[[Any], int]) -> Callable[[Any], int]:
     return run
 
 
-def fmt_metric(m: dict) -> str:
-    value = m.get("value")
-    if value is None:
+def fmt_metric(m: StoredMetric) -> str:
+    if m.value is None:
         return "n/a"
-    text = f"{value:.2f}"
-    if m.get("ci95"):
-        lo, hi = m["ci95"]
+    text = f"{m.value:.2f}"
+    if m.ci95:
+        lo, hi = m.ci95
         text += f" [{lo:.2f}, {hi:.2f}]"
-    if m.get("p_value") is not None:
-        text += f" p={m['p_value']:.3g}"
+    if m.p_value is not None:
+        text += f" p={m.p_value:.3g}"
     return text
 
 
-def results_table(records: list[dict], fmt: str = "github") -> str:
+def results_table(records: list[CellRecord], fmt: str = "github") -> str:
     """One row per cell: its headline metric with CI and n."""
     from tabulate import tabulate
 
     rows = []
-    for r in sorted(records, key=lambda r: (r["task"], r["variant"], r["model"], r["method"], r["seed"])):
-        if not r.get("metrics"):
-            rows.append([r["model"], _method_label(r), f"{r['task']}:{r['variant']}", r["seed"], "FAILED", "", ""])
+    for r in sorted(records, key=lambda r: (r.task, r.variant, r.model, r.method, r.seed)):
+        if not r.metrics:
+            rows.append([r.model, r.method_label, f"{r.task}:{r.variant}", r.seed, "FAILED", "", ""])
             continue
-        name, metric = next(iter(r["metrics"].items()))
-        ideal = metric.get("ideal")
-        rows.append([r["model"], _method_label(r), f"{r['task']}:{r['variant']}", r["seed"], name,
-                     fmt_metric(metric), metric.get("n"), "" if ideal is None else ideal])
+        name, metric = r.headline
+        rows.append([r.model, r.method_label, f"{r.task}:{r.variant}", r.seed, name,
+                     fmt_metric(metric), metric.n, "" if metric.ideal is None else metric.ideal])
     return tabulate(rows, headers=["model", "method", "task", "seed", "metric", "value [95% CI]", "n", "ideal"],
                     tablefmt=fmt)
-
-
-def _method_label(r: dict) -> str:
-    params = r.get("method_params") or {}
-    return r["method"] + (("(" + ",".join(f"{k}={v}" for k, v in params.items()) + ")") if params else "")
