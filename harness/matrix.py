@@ -361,6 +361,8 @@ def compatible(family: str, method_cls, task_cls, variant: str) -> str | None:
         return f"{task_cls.name}:{variant} supports {', '.join(task_cls.variants[variant].families)}, not {family}"
     if family not in method_cls.families:
         return f"method {method_cls.name} supports {', '.join(method_cls.families)}, not {family}"
+    if getattr(method_cls, "tasks", ()) and task_cls.name not in method_cls.tasks:
+        return f"method {method_cls.name} applies to {', '.join(method_cls.tasks)} only, not {task_cls.name}"
     changes_model = hasattr(method_cls, "apply") or hasattr(method_cls, "represent")
     if not changes_model and not getattr(task_cls, "fine_tunes", False):
         return f"method {method_cls.name} changes fine-tuning data/loss; {task_cls.name} does not fine-tune"

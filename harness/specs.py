@@ -244,6 +244,9 @@ class Method:
     kind: ClassVar[str]
     params: ClassVar[dict[str, Any]] = {}
     citation: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ()
+    """Tasks the method applies to (empty: every task its families and hooks fit). Self-Debias, for example,
+    changes next-token distributions, so it has nothing to say to sentence encodings or fine-tuned classifiers."""
     extra_keys: ClassVar[tuple[str, ...]] = ()
     """``ctx.extra`` keys ``apply`` reads: cells that differ in them get their own applied model. The runner also
     records the keys ``apply`` actually reads, so this declares and documents rather than guards."""
