@@ -60,13 +60,19 @@ def find(relpath: str, *, task: str = "") -> Path:
                f"set BIASBOARD_DATA_DIR to a folder that has it")
     from biasboard.harness import fetch
 
-    src = fetch.source_of(relpath)
+    src = source_of(relpath)
     if src is None or not fetch.auto_fetch_on():
         raise DataError(message)
     try:
         return fetch.download(src, log=_stderr).resolve()
     except fetch.DownloadError as exc:  # offline: the same advice, and why the download did not help
         raise DataError(f"{message} (downloading it failed: {exc.reason})") from None
+
+
+def source_of(relpath: str) -> DataSource | None:
+    """The pinned source of a data file (declared by its task when the task was imported), or None."""
+    rel = relpath.lstrip("/")
+    return next((s for sources in SOURCES.values() for s in sources if s.relpath == rel), None)
 
 
 def _stderr(line: str) -> None:

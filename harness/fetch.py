@@ -2,8 +2,9 @@
 against its pinned digest before it is kept, moved into place in one step so a failure leaves nothing behind.
 
 The pinned registry is ``harness.data.SOURCES``: every task declares each of its files there with the public URL
-of the original at a pinned commit and its sha256. ``BIASBOARD_DATA_MIRROR`` (a base URL serving a folder laid out
-like the data folder) replaces the original URLs, for a local mirror or a test server; the digests stay the same.
+of the original at a pinned commit and its sha256 (``harness.data`` calls in here; this module never imports it).
+``BIASBOARD_DATA_MIRROR`` (a base URL serving a folder laid out like the data folder) replaces the original URLs,
+for a local mirror or a test server; the digests stay the same.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from biasboard.harness.data import SOURCES, DataSource
 from biasboard.harness.errors import DataError
 from biasboard.harness.paths import download_dir
 
@@ -51,20 +51,14 @@ def auto_fetch_on() -> bool:
     return _auto["on"]
 
 
-def source_of(relpath: str) -> DataSource | None:
-    """The pinned source of a data file (declared by its task when the task was imported), or None."""
-    rel = relpath.lstrip("/")
-    return next((s for sources in SOURCES.values() for s in sources if s.relpath == rel), None)
-
-
-def source_url(src: DataSource) -> str:
+def source_url(src) -> str:
     """The original's URL, or the same path under ``BIASBOARD_DATA_MIRROR`` when that is set."""
     mirror = os.environ.get(MIRROR_ENV, "").strip()
     return f"{mirror.rstrip('/')}/{src.relpath}" if mirror else src.url
 
 
-def download(src: DataSource, root: Path | None = None, *, progress: bool | None = None, log=None) -> Path:
-    """Download ``src`` into ``root`` (default: ``paths.download_dir()``) and return its path.
+def download(src, root: Path | None = None, *, progress: bool | None = None, log=None) -> Path:
+    """Download ``src`` (a ``harness.data.DataSource``) into ``root`` (default: ``paths.download_dir()``).
 
     The file goes to a temporary folder first; only a copy whose digest matches the pinned one is moved into the
     data folder, so a wrong digest (DataError naming file and both digests) or a network failure (DownloadError)
