@@ -33,6 +33,14 @@ def test_every_method_has_a_manifest_that_matches_its_name(name):
     assert manifest["version"] == str(METHODS.get(name).version)
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if callable(getattr(METHODS.get(n), "represent", None))])
+def test_representation_hooks_are_declared(name):
+    """A method with ``represent`` says so: kind ``representation`` and the hook in its manifest (the runner
+    installs it on the final hidden states; tests/test_represent_hook.py checks the installation)."""
+    assert METHODS.get(name).kind == "representation"
+    assert "represent" in load_manifest(folder_of(name))["hooks"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_every_method_validates_and_runs_its_smoke_cell(name):
