@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -217,14 +218,26 @@ def build_estimator(pending: list[Any], cached: list[Any], records: list[Any], t
 
 
 class CostBar(tqdm):
-    """The run's cell bar, whose ETA is the estimator's (cost-weighted) instead of tqdm's mean rate."""
+    """The run's cell bar, whose ETA is the estimator's (cost-weighted) instead of tqdm's mean rate. It redraws
+    every ``tick`` seconds, so the time left counts down during a long cell instead of standing still."""
 
-    def __init__(self, *args, estimator: Estimator, **kwargs):
+    def __init__(self, *args, estimator: Estimator, tick: float = 5.0, **kwargs):
         self.estimator = estimator
         estimator.mark = time.monotonic()
         kwargs.setdefault("bar_format", "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                                         "[{elapsed}<{cost_eta}{postfix}]")
         super().__init__(*args, **kwargs)
+        self._stop = threading.Event()
+        if not self.disable and tick > 0:
+            threading.Thread(target=self._redraw, args=(tick,), daemon=True).start()
+
+    def _redraw(self, tick: float) -> None:
+        while not self._stop.wait(tick) and not self.disable:
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        super().close()
 
     @property
     def format_dict(self):

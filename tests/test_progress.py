@@ -119,3 +119,14 @@ def test_the_bar_shows_the_weighted_eta():
     bar = CostBar(total=2, desc="cells", file=out, estimator=est, mininterval=0)
     assert "0/2 [00:00<10:00" in str(bar)
     bar.close()
+
+
+def test_the_bar_counts_down_during_a_long_cell():
+    import time
+
+    est = Estimator(order=["a"], units={"a": 100.0}, default_rate=1.0)
+    out = io.StringIO()
+    bar = CostBar(total=1, desc="cells", file=out, estimator=est, tick=0.05)
+    time.sleep(1.3)
+    bar.close()
+    assert "<01:39" in out.getvalue() and "<01:38" in out.getvalue()  # redrawn while no cell finished

@@ -1,0 +1,54 @@
+"""How good is the run's ETA? Replays a finished cold run from its store: after each cell, the time left that the
+cost-weighted estimator (``harness.progress``, no stored history, calibrated on the cells finished so far) and the
+mean-per-cell rule would show, against the seconds the remaining cells really took.
+
+Run: BIASBOARD_ETA_STORE=OUT/results.sqlite [BIASBOARD_ETA_MATRIX=quick] BIASBOARD_DATA_DIR=../shared/data \\
+         pytest tests/benchmarks/bench_eta.py -o python_files='bench_*.py' -s
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+
+def replay(store_path: str, matrix_name: str) -> list[tuple[int, float, float, float]]:
+    """(cells done, true seconds left, cost-weighted ETA, mean-rule ETA) after each finished cell, in run order."""
+    from biasboard.harness.matrix import Matrix, plan
+    from biasboard.harness.plugins import packaged_matrix
+    from biasboard.harness.progress import Estimator, cell_units
+    from biasboard.harness.registry import TASKS
+    from biasboard.harness.runner import RunSummary, pending_cells
+    from biasboard.harness.store import Store
+
+    cells, _ = plan(Matrix.load(packaged_matrix(matrix_name)))
+    order = pending_cells(cells, SimpleNamespace(done_keys=set), force=False, summary=RunSummary())
+    records = {(r["key"] if isinstance(r, dict) else r.key): r for r in Store(store_path).records()}
+    seconds = []
+    for c in order:
+        r = records[c.key]
+        prov = r["provenance"] if isinstance(r, dict) else r.provenance
+        seconds.append(float(prov["seconds"] if isinstance(prov, dict) else prov.seconds))
+    units = [cell_units(c, TASKS.get(c.task)().data_files(c.variant), bool(getattr(TASKS.get(c.task), "fine_tunes",
+                                                                                   False))) for c in order]
+    rows = []
+    for k in range(len(order)):
+        est = Estimator([c.key for c in order], dict(zip([c.key for c in order], units)))
+        for c, s in zip(order[:k], seconds[:k]):
+            est.finish(c.key, s)
+        mean_rule = sum(seconds[:k]) / k * (len(order) - k) if k else float("nan")
+        rows.append((k, sum(seconds[k:]), est.eta(), mean_rule))
+    return rows
+
+
+@pytest.mark.skipif(not os.environ.get("BIASBOARD_ETA_STORE"), reason="set BIASBOARD_ETA_STORE to a finished store")
+def test_eta_replay():
+    rows = replay(os.environ["BIASBOARD_ETA_STORE"], os.environ.get("BIASBOARD_ETA_MATRIX", "quick"))
+    print("\ndone  true_left  cost_eta  mean_eta")
+    for k, left, cost, mean in rows:
+        print(f"{k:4d}  {left:9.1f}  {cost:8.1f}  {mean:8.1f}")
+    later = rows[1:]
+    for name, col in (("cost-weighted", 2), ("mean rule", 3)):
+        err = sum(abs(r[col] - r[1]) / r[1] for r in later) / len(later)
+        print(f"{name}: mean |ETA - true| / true over cells 1..{len(rows) - 1}: {err:.2f}")
