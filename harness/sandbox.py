@@ -44,15 +44,26 @@ class Guards:
     ``marshal`` load, wherever it came from (``load_audit``)."""
     processes: list[str] = field(default_factory=list)
     """One line per process the guarded code started (seen by the audit hook; the guards do not reach into it)."""
+    writes: list[str] = field(default_factory=list)
+    """One line per file written, created, moved, removed or re-stamped outside ``write_roots`` (``write_audit``)."""
     code_roots: list[str] = field(default_factory=list)
     """Folders of the code being validated now, for naming call sites (``load_audit``)."""
-    on_unsafe_load: Callable[[str], None] | None = None
-    """Called with each unsafe-load line as it happens (the worker sends it at once, in case it never finishes)."""
+    write_roots: list[str] = field(default_factory=list)
+    """Folders the code may write to (resolved); empty: writes are not audited."""
+    read_only_roots: list[str] = field(default_factory=list)
+    """Folders it may not write to even inside a ``write_roots`` folder (the shared model cache, data, code)."""
+    on_note: Callable[[str, str], None] | None = None
+    """Called with (kind, line) as each unsafe load or write is seen (the worker sends it at once, in case it
+    never finishes)."""
+
+    def note(self, kind: str, line: str) -> None:
+        """Record ``line`` under ``kind`` (``unsafe_loads`` or ``writes``)."""
+        getattr(self, kind).append(line)
+        if self.on_note is not None:
+            self.on_note(kind, line)
 
     def unsafe_load(self, line: str) -> None:
-        self.unsafe_loads.append(line)
-        if self.on_unsafe_load is not None:
-            self.on_unsafe_load(line)
+        self.note("unsafe_loads", line)
 
 
 def _caller() -> str:
@@ -84,13 +95,16 @@ def install_guards(*, network: bool = True, torch_load: bool = True, audit: bool
     Unix-domain sockets stay allowed (local IPC is not network access). Permanent: use ``guarded`` for a block.
     ``audit`` also installs audit hooks (they cannot be removed) that see the C-level ``_socket`` calls the
     patches miss (internet connects and name lookups are recorded and refused there too) and every unpickled
-    global or ``marshal`` load however it was reached (``load_audit``: aliases, ``torch.serialization.load``).
+    global or ``marshal`` load however it was reached (``load_audit``: aliases, ``torch.serialization.load``),
+    and every write outside ``guards.write_roots`` once those are set (``write_audit``).
     """
     guards = Guards()
     if audit:
         from biasboard.harness.load_audit import install_load_audit
+        from biasboard.harness.write_audit import install_write_audit
 
         install_load_audit(lambda: guards.code_roots, guards.unsafe_load)
+        install_write_audit(guards)
     if network and audit:
         def hook(event, args):
             if event in ("socket.connect", "socket.sendto") and args and \

@@ -292,11 +292,7 @@ def validate_many(paths: list[str | Path], *, timeout: float = DEFAULT_TIMEOUT, 
         checklist.isolation = iso.describe()
         run2 = second.view(again.index(i)) if second and i in again else None
         _compose(checklist, first.view(i), run2, bad_files[i], iso, smoke=smoke, timeout=timeout)
-        started = [str(x) for v in (first.view(i), run2) if v and v.guards for x in v.guards.get("processes") or []]
-        mine = sandbox if not started else Check(
-            "sandbox", False, f"started {len(started)} process(es), which the in-process guards cannot see into: "
-                              f"{'; '.join(started[:2])}; {sandbox.detail}")
-        checklist.checks.append(mine)
+        checklist.checks.append(_own_sandbox_line(sandbox, [v for v in (first.view(i), run2) if v], iso))
         order = [name for name, _ in CHECKS]
         checklist.checks.sort(key=lambda c: order.index(c.name))
     return lists
@@ -396,8 +392,13 @@ def _worker_run(folders: list[Path], *, run: int, smoke: bool, scratch: Path, ti
         os.close(key_r)
 
     env = _worker_env()
+    env["TMPDIR"] = str((scratch / "tmp").resolve())  # its own temporary folder, isolated or not
+    (scratch / "tmp").mkdir()
+    if isolation().isolated:  # /tmp and home are private tmpfs in the sandbox: nothing of the host's is there
+        env["BIASBOARD_WORKER_WRITABLE"] = os.pathsep.join(["/tmp", "/home", str(Path.home())])
     read_only = [Path(env["BIASBOARD_SHARED_CACHE"]), Path(env["BIASBOARD_DATA_DIR"]), _project_root(),
                  *[f.resolve() for f in folders]]
+    env["BIASBOARD_WORKER_READONLY"] = os.pathsep.join(str(p) for p in read_only)
     try:
         outcome = run_isolated(cmd, timeout=timeout, env=env, scratch=scratch, read_only=read_only, limits=limits,
                                pass_fds=(res_w, key_r), on_start=close_child_ends)
@@ -464,6 +465,23 @@ def _zoo_tampering() -> list[str]:
         if path is not None:
             problems += [f"zoo:{alias}: {p}" for p in pin_problems(alias, path, trust_memo=False)]
     return problems
+
+
+def _own_sandbox_line(shared: Check, views: list[RunView], iso: Isolation) -> Check:
+    """The sandbox line of one folder: the run-wide findings plus the processes it started and the files it tried
+    to write outside its folders."""
+    problems = []
+    started = [str(x) for v in views if v.guards for x in v.guards.get("processes") or []]
+    if started:
+        problems.append(f"started {len(started)} process(es), which the in-process guards cannot see into: "
+                        f"{'; '.join(started[:2])}")
+    writes = runtime_notes(views, "writes")
+    if writes:
+        fate = "isolated: they cannot reach the host's files" if iso.isolated else "not isolated: they may have worked"
+        more = f" (and {len(writes) - 3} more)" if len(writes) > 3 else ""
+        problems.append(f"tried to write outside its own folders ({fate}): "
+                        f"{'; '.join(writes[:3])}{more}")
+    return Check("sandbox", False, "; ".join(problems + [shared.detail])) if problems else shared
 
 
 def _sandbox_check(iso: Isolation, limits: Limits, runs: list[WorkerRun], tampered: list[str]) -> Check:
@@ -559,11 +577,17 @@ def _compose(checklist: Checklist, first: RunView, second: RunView | None, bad_f
             checklist.checks.append(Check(name, None, "not run: " + view.why(timeout).split(":")[0]))
 
 
-def runtime_unsafe_loads(views: list[RunView]) -> list[str]:
-    """Unsafe loads the worker's audit hook and torch.load guard saw (sent at once and again at the end), once each."""
-    lines = [m["unsafe_load"] for v in views for m in v.messages if "unsafe_load" in m]
-    lines += [u for v in views if v.guards for u in v.guards.get("unsafe_loads") or []]
+def runtime_notes(views: list[RunView], kind: str) -> list[str]:
+    """What the worker's guards saw of ``kind`` (``unsafe_loads``, ``writes``), sent at once and again at the end,
+    once each."""
+    lines = [m.get("line") for v in views for m in v.messages if m.get("note") == kind]
+    lines += [u for v in views if v.guards for u in v.guards.get(kind) or []]
     return list(dict.fromkeys(map(str, lines)))
+
+
+def runtime_unsafe_loads(views: list[RunView]) -> list[str]:
+    """Unsafe loads the worker's audit hook and torch.load guard saw."""
+    return runtime_notes(views, "unsafe_loads")
 
 
 def _weights_load(line: str) -> bool:

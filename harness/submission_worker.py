@@ -336,13 +336,17 @@ def _report_class(out: Reporter, imp: Imported, manifest: dict | None) -> None:
               (f"defaults {cls.params} validate; unknown names are rejected" if cls.params else "no parameters"))
 
 
+def _env_paths(name: str) -> list[str]:
+    return sorted({os.path.realpath(p) for p in os.environ.get(name, "").split(os.pathsep) if p})
+
+
 def writable(scratch: Path) -> list[str]:
-    """Where the worker may write: its scratch folder (caches), the temporary folder, /dev, and the folders the
-    parent names in BIASBOARD_WORKER_WRITABLE (the sandbox's private home)."""
+    """Where the worker may write: its scratch folder (caches), its temporary folder, /dev, and the folders the
+    parent names in BIASBOARD_WORKER_WRITABLE (the sandbox's private /tmp and home)."""
     import tempfile
 
-    extra = [p for p in os.environ.get("BIASBOARD_WORKER_WRITABLE", "").split(os.pathsep) if p]
-    return sorted({os.path.realpath(p) for p in [scratch, tempfile.gettempdir(), "/dev", *extra]})
+    return sorted({os.path.realpath(p) for p in [scratch, tempfile.gettempdir(), "/dev"]} |
+                  set(_env_paths("BIASBOARD_WORKER_WRITABLE")))
 
 
 def read_key(fd: int) -> bytes:
@@ -367,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     guards = install_guards(audit=True)
-    guards.write_roots = writable(args.caches)
+    guards.write_roots, guards.read_only_roots = writable(args.caches), _env_paths("BIASBOARD_WORKER_READONLY")
     import biasboard.harness.registry  # noqa: F401 - the registry module itself is trusted; load it before the guards matter
 
     for i, folder in enumerate(args.paths):

@@ -264,6 +264,9 @@ def render(seen: dict[str, tuple[str, str, int, str]]) -> str:
     for case in sorted(seen, key=lambda c: order.index(c) if c in order else len(order)):
         what, command, code, message = seen[case]
         rows.append(f"| {what} | `{command}` | {code} | `{message.replace('|', '&#124;')}` |")
+    rows += ["", "Hostile submissions (forged results, raw sockets, child processes, aliased unpickling, writes outside "
+             "the sandbox, runaway memory and processes) are not malformed input: what `biasboard validate` says about "
+             "each is in docs/submitting.md, \"Hostile submissions the tests try\"."]
     return "\n".join(rows) + "\n"
 
 

@@ -111,9 +111,16 @@ def test_network_from_raw_socket_and_child_process_never_gets_out(tmp_path):
         assert raw.isolation.startswith("not isolated")
 
 
-@needs_bwrap
-def test_files_outside_the_scratch_folder_are_out_of_reach(tmp_path, monkeypatch):
-    """/etc/passwd is a one-user stand-in, a host path stays unwritten, the shared model cache is read-only."""
+@pytest.mark.parametrize("mode", ["bubblewrap", "tracked"])
+def test_files_outside_the_scratch_folder_are_out_of_reach(tmp_path, monkeypatch, mode):
+    """Under bubblewrap /etc/passwd is a one-user stand-in, a host path stays unwritten, the shared model cache is
+    read-only. Either way the attempts to write the shared cache (and, unisolated, beside the project) are
+    recorded and fail the sandbox line: the checklist is never PASSED."""
+    if mode == "bubblewrap" and not BWRAP:
+        pytest.skip(f"bubblewrap unavailable: {isolation().detail}")
+    if mode == "tracked":
+        monkeypatch.setenv("BIASBOARD_NO_BWRAP", "1")
+        monkeypatch.setattr("biasboard.harness.sandbox._BWRAP_PROBE", [])
     shared = tmp_path / "shared-cache"
     weights = shared / "models" / "pkg-1.0" / "model.safetensors"
     weights.parent.mkdir(parents=True)
@@ -123,6 +130,14 @@ def test_files_outside_the_scratch_folder_are_out_of_reach(tmp_path, monkeypatch
     outside = tmp_path / "outside.txt"
     checklist = validate(hostile(tmp_path, "hostile_files", outside=str(outside), weights=str(weights)),
                          smoke=False, timeout=120)
+    sandbox = checklist.get("sandbox")
+    assert sandbox.status == "FAIL" and not checklist.passed, checklist.render()
+    assert f"open for writing {weights.resolve()} at hostile_files/__init__.py:" in sandbox.detail
+    if mode == "tracked":
+        assert f"open for writing {outside.resolve()} at hostile_files/__init__.py:" in sandbox.detail
+        assert "not isolated: they may have worked" in sandbox.detail
+        return
+    assert "isolated: they cannot reach the host's files" in sandbox.detail
     assert checklist.get("agreement").status == "PASS", checklist.render()  # version would say read-host-passwd
     assert not outside.exists()
     after = weights.stat()
