@@ -180,3 +180,16 @@ def test_dropout_reaches_training_and_is_off_and_restored_for_evaluation(splade,
     assert out.extras["result_flags"] == {"finetune_corpus": "glue_text(n=16,seed=0)", "dropout": expected,
                                           **({"dropout_missing": ["hidden"]} if arch == "llama" else {})}
     assert out.extras["finetune"]["weight_decay"] == 0.0 and out.extras["finetune"]["warmup_ratio"] == 0.0
+
+
+def test_intrinsic_methods_matrix_runs_cda_and_dropout_on_the_masked_lm_with_three_seeds():
+    from pathlib import Path
+
+    from biasboard.harness.matrix import Matrix, plan
+
+    path = Path(__file__).resolve().parents[1] / "leaderboard" / "matrices" / "intrinsic_methods.yaml"
+    cells, _ = plan(Matrix.load(path))
+    ours = [c for c in cells if c.method.name in ("cda", "dropout")]
+    assert {c.model.spec.id for c in ours} == {"zoo:splade-tiny"} and {c.seed for c in ours} == {0, 1, 2}
+    assert len(ours) == 4 * 3 * 3  # cda gender/race/religion + dropout, 3 tasks, 3 seeds
+    assert {c.seed for c in cells if c.method.name not in ("cda", "dropout")} == {0}
