@@ -6,13 +6,11 @@ in half a dozen modules, where a misspelt key silently reads None. A ``CellRecor
 types when a stored record is read (a malformed record is an error naming the field), and writes back exactly the
 JSON it was read from: the same keys in the same order with the same values, so old stores keep loading and no
 output changes. Records read from JSON remember which keys they had (``_keys``), so a key that was absent stays
-absent and a ``null`` stays ``null``; records built in code write every field that is set (not None), in the
-runner's order.
+absent and a ``null`` stays ``null``; records built in code write every field that is set, in the runner's order.
 """
 from __future__ import annotations
 
 import numbers
-
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -74,16 +72,16 @@ def _parse(cls, data: Any, where: str, checks: dict[str, Callable[[Any, str], An
                           field=where or None)
     missing = [k for k in required if k not in data]
     if missing:
-        raise RecordError(f"{cls.__name__} lacks {missing[0]!r}", field=f"{where}.{missing[0]}" if where else
-                          missing[0])
+        raise RecordError("missing", field=f"{where}.{missing[0]}" if where else missing[0])
     args = {k: checks[k](data[k], f"{where}.{k}" if where else k) for k in data if k in checks}
     args["_keys"] = tuple(k for k in data if k in checks)
     return args
 
 
 def _write(obj: Any, order: tuple[str, ...], convert: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
-    """The JSON of ``obj``: the keys it was read with, in that order; else every field that is not None."""
-    keys = obj._keys if obj._keys is not None else tuple(k for k in order if getattr(obj, k) is not None)
+    """The JSON of ``obj``: the keys it was read with, in that order; else every field that is set (not None or
+    an empty string, as ``specs.Metric.to_json`` leaves them out), in ``order``."""
+    keys = obj._keys if obj._keys is not None else tuple(k for k in order if getattr(obj, k) not in (None, ""))
     return {k: convert.get(k, _same)(getattr(obj, k)) for k in keys}
 
 
@@ -113,7 +111,9 @@ class StoredMetric:
     scale: float | None = None
     per_example: dict[str, Any] | None = None
     _keys: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    """The JSON keys it was read with, in order (None: built in code)."""
 
+    # class constants (not fields): the JSON order and the check of each key
     ORDER = ("value", "n", "ci95", "p_value", "ideal", "direction", "unit", "description", "scale", "per_example")
     _CHECKS = {"value": _num_or_null, "n": _int_or_null, "ci95": _pair, "p_value": _num_or_null,
                "ideal": _num_or_null, "direction": _str, "unit": _str, "description": _str, "scale": _num_or_null,
@@ -163,7 +163,9 @@ class Provenance:
     finetune: dict[str, Any] | None = None
     """Upstream fine-tuning budget and precision that ran (methods that fine-tune only)."""
     _keys: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    """The JSON keys it was read with, in order (None: built in code)."""
 
+    # class constants (not fields): the JSON order and the check of each key
     ORDER = ("harness", "data_sha256", "weights_sha256", "lineage", "precision", "seconds", "finished_at", "finetune")
     _CHECKS = {"harness": _str, "data_sha256": _str, "weights_sha256": _str, "lineage": _list, "precision": _str,
                "seconds": _num_or_null, "finished_at": _str, "finetune": _object}
@@ -206,7 +208,9 @@ class CellRecord:
     status: str = "done"
     error: str = ""
     _keys: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    """The JSON keys it was read with, in order (None: built in code)."""
 
+    # class constants (not fields): the JSON order and the check of each key
     ORDER = ("model", "method", "method_params", "task", "variant", "seed", "metrics", "groups", "notes", "flags",
              "family", "method_kind", "axis", "task_version", "method_version", "provenance")
     _CHECKS = {"model": _str, "method": _str, "method_params": _object, "task": _str, "variant": _str, "seed": _int,

@@ -75,7 +75,7 @@ def test_failed_cell_is_recorded_and_the_rest_go_on(tiny_bert_dir, tmp_path, mon
     summary = run_local(cells, store, progress=False, extra={"max_examples": 25}, n_bootstrap=100)
     assert len(summary.failed) == 1 and len(summary.done) == 3
     failed = store.records(status="failed")
-    assert len(failed) == 1 and "RuntimeError: injected" in failed[0]["error"]
+    assert len(failed) == 1 and "RuntimeError: injected" in failed[0].error
 
 
 def _cli(args, env, **kw):
