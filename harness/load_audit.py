@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["install_load_audit", "install_safe_globals_audit", "trusted_marshal_callers"]
+__all__ = ["audit_unpickler_subclasses", "install_load_audit", "install_safe_globals_audit", "trusted_marshal_callers",
+           "unpicklers_defined_in"]
 
 
 def trusted_marshal_callers() -> set:
@@ -55,13 +56,65 @@ def _site(frame, roots: list[str]) -> tuple[str, str]:
                 called = f"{callee.f_globals.get('__name__', '?')}.{getattr(code, 'co_qualname', code.co_name)}"
             site = f"{os.path.relpath(name, os.path.dirname(root))}:{frame.f_lineno}"
             return site + (f" `{line[:80]}`" if line else ""), called
-        callee, frame = frame, frame.f_back
+        if name != __file__:  # the find_class wrapper above is not what the code called
+            callee = frame
+        frame = frame.f_back
     return "", ""
 
 
 def _outside(frame) -> str:
     """file:line of the innermost frame (no submission frame on the stack: code with a borrowed file name?)."""
     return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}" if frame is not None else "?"
+
+
+def _unpickler_classes() -> set:
+    """Every subclass of the C and the Python ``Unpickler``, at any depth."""
+    import _pickle
+
+    seen: set = set()
+    todo = [_pickle.Unpickler, pickle._Unpickler]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return seen
+
+
+def audit_unpickler_subclasses() -> None:
+    """Make each Unpickler subclass's own ``find_class`` raise the ``pickle.find_class`` event first.
+
+    Why: an override that does not call the base class resolves globals without the event (torch.package's
+    PackageUnpickler does; so can a submission's own subclass). Run at install and on every import."""
+    for cls in _unpickler_classes():
+        own = cls.__dict__.get("find_class")
+        if own is None or getattr(own, "_biasboard_audited", False):
+            continue
+
+        def find_class(self, module, name, _own=own):
+            sys.audit("pickle.find_class", module, name)
+            return _own(self, module, name)
+
+        find_class._biasboard_audited, find_class.__wrapped__ = True, own
+        try:
+            cls.find_class = find_class
+        except TypeError:  # a class that refuses new attributes: reported by unpicklers_defined_in if it is ours
+            continue
+
+
+def unpicklers_defined_in(roots: list[str]) -> list[str]:
+    """Unpickler subclasses whose methods live in ``roots`` (a submission has no reason to define one: an own
+    ``load_global`` or dispatch entry resolves globals unseen), as 'Class at file:line'."""
+    out = []
+    for cls in _unpickler_classes():
+        for attr, fn in vars(cls).items():
+            code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+            root = code and next((r for r in roots if code.co_filename.startswith(r + os.sep)), None)
+            if root:
+                rel = os.path.relpath(code.co_filename, os.path.dirname(root))
+                out.append(f"defines an Unpickler subclass: {cls.__qualname__}.{attr} at {rel}:{code.co_firstlineno}")
+                break
+    return sorted(out)
 
 
 def install_load_audit(roots: Callable[[], list[str]], record: Callable[[str], None]) -> None:
@@ -72,6 +125,9 @@ def install_load_audit(roots: Callable[[], list[str]], record: Callable[[str], N
     trusted = trusted_marshal_callers()
 
     def hook(event: str, args: tuple) -> None:
+        if event == "import":
+            audit_unpickler_subclasses()
+            return
         if event == "pickle.find_class":
             what, error = f"unpickling global {args[0]}.{args[1]}", pickle.UnpicklingError
         elif event in ("marshal.loads", "marshal.load"):
@@ -88,6 +144,7 @@ def install_load_audit(roots: Callable[[], list[str]], record: Callable[[str], N
         raise error(f"biasboard validate refused {what}: unpickling can run arbitrary code; load weights with "
                     f"safetensors or torch.load(..., weights_only=True)")
 
+    audit_unpickler_subclasses()
     sys.addaudithook(hook)
 
 

@@ -599,8 +599,8 @@ def _fail_safe_loading(checklist: Checklist, loads: list[str]) -> None:
     """The static scan's line, failed with what the code did at run time (an alias the scan cannot see)."""
     static = checklist.get("safe_loading")
     found = [] if static is None or static.ok else [static.detail]
-    more = f" (and {len(loads) - 3} more)" if len(loads) > 3 else ""
-    detail = "; ".join(found + [f"at run time: {'; '.join(loads[:3])}{more}"])
+    more = f" (and {len(loads) - 5} more)" if len(loads) > 5 else ""
+    detail = "; ".join(found + [f"at run time: {'; '.join(loads[:5])}{more}"])
     checklist.checks = [c for c in checklist.checks if c.name != "safe_loading"] + [
         Check("safe_loading", False, detail)]
 

@@ -19,7 +19,7 @@ from biasboard.harness.submission import scan_unsafe_loads, validate_many
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 CODE = """
-import marshal, pickle
+import io, marshal, pickle
 import numpy as np
 from pickle import loads as l
 
@@ -38,7 +38,19 @@ def attempt(fn):
 
 
 np.save("obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+class Own(pickle.Unpickler):  # resolves globals itself, without the base class (and its audit event)
+    def find_class(self, module, name):
+        return getattr(__import__(module), name)
+
+
+def own_loads(blob):
+    return Own(io.BytesIO(blob)).load()
+
+
+import json.tool  # noqa: E402,F401 - an import after the class: the audit wraps Own.find_class here
+
 results = {
+    "own_unpickler": attempt(lambda: own_loads(pickle.dumps(Evil()))),
     "alias": attempt(lambda: l(pickle.dumps(Evil()))),
     "numpy": attempt(lambda: np.load("obj.npy", allow_pickle=True)),
     "marshal": attempt(lambda: marshal.loads(marshal.dumps(1))),
@@ -54,7 +66,9 @@ root, seen = sys.argv[1], []
 install_load_audit(lambda: [root], seen.append)
 sys.path.insert(0, root)
 import sub
-print(json.dumps({"results": sub.results, "seen": seen, "pwned": hasattr(builtins, "PWNED")}))
+from biasboard.harness.load_audit import unpicklers_defined_in
+print(json.dumps({"results": sub.results, "seen": seen, "pwned": hasattr(builtins, "PWNED"),
+                  "defined": unpicklers_defined_in([root])}))
 """
 
 
@@ -69,11 +83,14 @@ def test_aliased_loads_are_refused_and_named_imports_and_plain_data_are_not(tmp_
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["pwned"] is False
-    assert out["results"] == {"alias": "UnpicklingError", "numpy": "UnpicklingError", "marshal": "ValueError",
-                              "no_globals": "ran", "import_after_hook": "ran"}
+    assert out["results"] == {"own_unpickler": "UnpicklingError", "alias": "UnpicklingError",
+                              "numpy": "UnpicklingError", "marshal": "ValueError", "no_globals": "ran",
+                              "import_after_hook": "ran"}
     seen = out["seen"]
-    assert len(seen) == 3, seen
-    alias, numpy, marshal = seen
+    assert len(seen) == 4, seen
+    own, alias, numpy, marshal = seen
+    assert own.startswith("unpickling global builtins.exec at code/sub.py:") and "Own(io.BytesIO(blob)).load()" in own
+    assert out["defined"] == ["defines an Unpickler subclass: Own.find_class at code/sub.py:22"]
     assert alias.startswith("unpickling global builtins.exec at code/sub.py:") and "l(pickle.dumps(Evil()))" in alias
     assert " via numpy." in numpy and "allow_pickle=True" in numpy
     assert marshal.startswith("marshal.loads(...)") and "code/sub.py:" in marshal
@@ -96,9 +113,10 @@ def test_hostile_alias_fixtures_fail_validation_naming_the_call_site(tmp_path):
         assert checklist.get("agreement").status == "PASS", checklist.render()
         assert not checklist.passed
     detail = pickled.get("safe_loading").detail
-    assert "unpickling global builtins.exec at hostile_pickle_alias/__init__.py:23 `l(BLOB)`: refused" in detail
-    assert "hostile_pickle_alias/__init__.py:28 `getattr(__import__(\"pic\" + \"kle\")" in detail
-    assert "marshal.loads(...) (code objects from bytes) at hostile_pickle_alias/__init__.py:33" in detail
+    assert "unpickling global builtins.exec at hostile_pickle_alias/__init__.py:24 `l(BLOB)`: refused" in detail
+    assert "hostile_pickle_alias/__init__.py:29 `getattr(__import__(\"pic\" + \"kle\")" in detail
+    assert "marshal.loads(...) (code objects from bytes) at hostile_pickle_alias/__init__.py:34" in detail
+    assert "defines an Unpickler subclass: Mine.find_class at hostile_pickle_alias/__init__.py:41" in detail
     detail = torched.get("safe_loading").detail
     assert "via torch.serialization.load at hostile_torch_alias/__init__.py:27 " \
            "`fetch(folder / \"evil.pt\", weights_only=False)`" in detail
