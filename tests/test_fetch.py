@@ -200,6 +200,9 @@ def test_a_read_only_data_folder_gets_its_downloads_in_the_cache(monkeypatch, tm
     ro.chmod(0o555)
     monkeypatch.setenv("BIASBOARD_DATA_DIR", str(ro))
     monkeypatch.setenv("BIASBOARD_CACHE", str(tmp_path / "cache"))
+    from biasboard.harness.registry import TASKS
+
+    TASKS.get("weat")
     mirror.add(WEFE)
     with auto_fetch(progress=False):
         path = find(WEFE, task="weat")
@@ -221,3 +224,22 @@ def test_data_fetch_uses_the_mirror_and_the_same_checks(capsys, empty_data, mirr
     assert all(sha256(empty_data / rel) == sha256(DATA_DIR / rel) for rel in files)
     code, out, _ = run_cli(capsys, "data", "fetch", "weat")
     assert code == 0 and out.count("(cached)") == len(files) and len(mirror.requests) == len(files)
+
+
+def test_without_a_data_folder_downloads_go_to_the_cache(monkeypatch, tmp_path, mirror):
+    """The README's first command on a fresh machine: no BIASBOARD_DATA_DIR and no ../shared/data."""
+    from biasboard.harness.data import find
+    from biasboard.harness.fetch import auto_fetch
+
+    from biasboard.harness.registry import TASKS
+
+    TASKS.get("weat")  # declares its sources, as planning does
+    work = tmp_path / "a" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("BIASBOARD_DATA_DIR")
+    monkeypatch.setenv("BIASBOARD_CACHE", str(tmp_path / "cache"))
+    mirror.add(WEFE)
+    with auto_fetch(progress=False):
+        assert find(WEFE, task="weat") == (tmp_path / "cache" / "data" / WEFE).resolve()
+    assert find(WEFE, task="weat") == (tmp_path / "cache" / "data" / WEFE).resolve() and mirror.requests == [WEFE]
