@@ -30,6 +30,17 @@ def test_fast_bf16_reads_the_cpu_flags(monkeypatch):
     assert not precision.fast_bf16()
 
 
+def test_a_bf16_gpu_does_not_make_cpu_forward_passes_bf16(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert not precision.fast_bf16()
+    assert precision.fast_bf16("cuda")
+    assert precision.resolve_dtype("auto") == "float32"
+
+
 def test_mixed_precision_keeps_float32_weights_and_autocasts_matmuls():
     import torch
 

@@ -5,9 +5,9 @@ and the compute context the scoring primitives run forward passes in.
 - ``bfloat16`` / ``float16``: weights and activations in that type (the model is converted at load).
 - ``mixed-bf16``: float32 weights, matrix products in bfloat16 under ``torch.autocast`` (softmax, norms and the
   log-probabilities stay float32), which keeps more decisions than pure bfloat16 at most of its speed.
-- ``auto``: ``mixed-bf16`` where the hardware runs bfloat16 fast (a CUDA device with bf16, or a CPU with AMX-BF16 or
-  AVX512-BF16), else ``float32``. It is resolved when the matrix is planned, so the cell key and the provenance hold
-  the precision that actually ran, never ``auto``.
+- ``auto``: ``mixed-bf16`` where the CPU the forward passes run on has AMX-BF16 or AVX512-BF16 (``/proc/cpuinfo``
+  flags; torch's ``get_cpu_capability()`` says only "AVX512" on both kinds of AVX-512 CPU), else ``float32``. It is
+  resolved when the matrix is planned, so the cell key and the provenance hold the precision that ran, never ``auto``.
 """
 from __future__ import annotations
 
@@ -34,15 +34,14 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def fast_bf16() -> bool:
-    """True where bfloat16 matrix products run natively: CUDA with bf16, or AMX-BF16 / AVX512-BF16 CPUs."""
-    try:
+def fast_bf16(device: str = "cpu") -> bool:
+    """True where bfloat16 matrix products run natively on ``device``: a CPU with AMX-BF16 or AVX512-BF16 (without
+    them torch emulates bfloat16 and it is slower than float32), or a CUDA device with bf16. Forward passes run on
+    the CPU, so ``auto`` asks about the CPU: a bf16-capable GPU on the machine does not make them faster."""
+    if device == "cuda":
         import torch
 
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return True
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return any(flag in cpu_flags() for flag in FAST_BF16_CPU_FLAGS)
 
 
