@@ -161,31 +161,43 @@ class Estimator:
     """Expected seconds of the cells still to run.
 
     ``units[key]`` is each pending cell's prior cost; ``measured[key]`` the seconds of a similar finished cell,
-    used as is. The rate (seconds per unit) is total seconds / total units over every observation: cells of known
-    seconds and units given at the start (``observed``) and each cell finished since (``finish``)."""
+    used as is. A cell's rate (seconds per unit) is total seconds / total units over the observations of its group
+    (its task: SEAT's permutation tests cost far more per unit than CrowS-Pairs' forward passes) when there are
+    any, else over every observation: cells of known seconds and units given at the start (``observed``) and each
+    cell finished since (``finish``)."""
 
     order: list[str]
     units: dict[str, float]
     measured: dict[str, float] = field(default_factory=dict)
-    observed: list[tuple[float, float]] = field(default_factory=list)
-    """(units, seconds) pairs that calibrate the rate."""
+    observed: list[tuple] = field(default_factory=list)
+    """(units, seconds[, group]) of cells whose seconds are known: they calibrate the rates."""
     default_rate: float = DEFAULT_SECONDS_PER_UNIT
+    groups: dict[str, str] = field(default_factory=dict)
+    """Each cell's cost group (its task)."""
     finished: set[str] = field(default_factory=set)
     mark: float = field(default_factory=time.monotonic)
     """When the cell now running started (the previous one finished)."""
 
+    def rate_of(self, group: str | None = None) -> float:
+        same = [o for o in self.observed if group is not None and len(o) > 2 and o[2] == group]
+        pool = same or self.observed
+        units = sum(o[0] for o in pool)
+        return sum(o[1] for o in pool) / units if units > 0 else self.default_rate
+
     @property
     def rate(self) -> float:
-        units = sum(u for u, _ in self.observed)
-        return sum(s for _, s in self.observed) / units if units > 0 else self.default_rate
+        """The rate over every observation (a cell of a group not seen yet gets this one)."""
+        return self.rate_of(None)
 
     def expected(self, key: str) -> float:
-        return self.measured[key] if key in self.measured else self.units.get(key, 0.0) * self.rate
+        if key in self.measured:
+            return self.measured[key]
+        return self.units.get(key, 0.0) * self.rate_of(self.groups.get(key))
 
     def finish(self, key: str, seconds: float) -> None:
         self.finished.add(key)
         if key in self.units and seconds > 0:
-            self.observed.append((self.units[key], seconds))
+            self.observed.append((self.units[key], seconds, self.groups.get(key)))
 
     def cell_done(self, cell, status: str) -> None:
         """``run_local``'s ``on_cell`` callback: the wall seconds since the previous cell (model loading included,
@@ -211,10 +223,10 @@ def build_estimator(pending: list[Any], cached: list[Any], records: list[Any], t
     measured = measured_seconds(records)
     seconds_by_key = {_get(r, "key"): _seconds(r) for r in records}
     units = {c.key: cell_units(c, *task_info(c)) for c in pending}
-    observed = [(cell_units(c, *task_info(c)), float(seconds_by_key[c.key])) for c in cached
+    observed = [(cell_units(c, *task_info(c)), float(seconds_by_key[c.key]), c.task) for c in cached
                 if seconds_by_key.get(c.key)]
     known = {c.key: measured[cell_similarity(c)] for c in pending if cell_similarity(c) in measured}
-    return Estimator([c.key for c in pending], units, known, observed)
+    return Estimator([c.key for c in pending], units, known, observed, groups={c.key: c.task for c in pending})
 
 
 class CostBar(tqdm):

@@ -26,6 +26,15 @@ def test_eta_is_weighted_by_cost_and_calibrated_by_finished_cells():
     assert est.eta() == 0.0
 
 
+def test_a_cell_takes_the_rate_of_its_own_task_once_one_finished():
+    est = Estimator(order=["a", "b", "c"], units={"a": 1.0, "b": 2.0, "c": 3.0}, default_rate=1.0,
+                    groups={"a": "seat", "b": "crows", "c": "seat"})
+    est.finish("a", 2.0)  # seat: 2 s per unit; crows has no observation yet and takes the overall 2 s per unit
+    assert est.eta() == 2 * 2.0 + 3 * 2.0
+    est.finish("b", 2.0)  # crows: 1 s per unit; overall 4 s / 3 units
+    assert est.rate == pytest.approx(4 / 3) and est.eta() == 3 * 2.0  # c is SEAT: 2 s per unit, not 4/3
+
+
 def test_measured_seconds_of_a_similar_cell_are_used_as_is():
     est = Estimator(order=["a", "b", "c"], units={"a": 1.0, "b": 2.0, "c": 3.0}, measured={"c": 5.0},
                     default_rate=1.0)

@@ -14,7 +14,8 @@ import pytest
 
 
 def replay(store_path: str, matrix_name: str) -> list[tuple[int, float, float, float]]:
-    """(cells done, true seconds left, cost-weighted ETA, mean-rule ETA) after each finished cell, in run order."""
+    """(cells done, true seconds left, cost-weighted ETA with a rate per task, with one rate, mean-rule ETA) after
+    each finished cell, in run order."""
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.plugins import packaged_matrix
     from biasboard.harness.progress import Estimator, cell_units
@@ -32,23 +33,26 @@ def replay(store_path: str, matrix_name: str) -> list[tuple[int, float, float, f
         seconds.append(float(prov["seconds"] if isinstance(prov, dict) else prov.seconds))
     units = [cell_units(c, TASKS.get(c.task)().data_files(c.variant), bool(getattr(TASKS.get(c.task), "fine_tunes",
                                                                                    False))) for c in order]
+    keys = [c.key for c in order]
     rows = []
     for k in range(len(order)):
-        est = Estimator([c.key for c in order], dict(zip([c.key for c in order], units)))
+        per_task = Estimator(keys, dict(zip(keys, units)), groups={c.key: c.task for c in order})
+        overall = Estimator(keys, dict(zip(keys, units)))
         for c, s in zip(order[:k], seconds[:k]):
-            est.finish(c.key, s)
+            per_task.finish(c.key, s)
+            overall.finish(c.key, s)
         mean_rule = sum(seconds[:k]) / k * (len(order) - k) if k else float("nan")
-        rows.append((k, sum(seconds[k:]), est.eta(), mean_rule))
+        rows.append((k, sum(seconds[k:]), per_task.eta(), overall.eta(), mean_rule))
     return rows
 
 
 @pytest.mark.skipif(not os.environ.get("BIASBOARD_ETA_STORE"), reason="set BIASBOARD_ETA_STORE to a finished store")
 def test_eta_replay():
     rows = replay(os.environ["BIASBOARD_ETA_STORE"], os.environ.get("BIASBOARD_ETA_MATRIX", "quick"))
-    print("\ndone  true_left  cost_eta  mean_eta")
-    for k, left, cost, mean in rows:
-        print(f"{k:4d}  {left:9.1f}  {cost:8.1f}  {mean:8.1f}")
+    print("\ndone  true_left  per_task  one_rate  mean_rule")
+    for k, left, task, one, mean in rows:
+        print(f"{k:4d}  {left:9.1f}  {task:8.1f}  {one:8.1f}  {mean:9.1f}")
     later = rows[1:]
-    for name, col in (("cost-weighted", 2), ("mean rule", 3)):
+    for name, col in (("cost-weighted, rate per task", 2), ("cost-weighted, one rate", 3), ("mean rule", 4)):
         err = sum(abs(r[col] - r[1]) / r[1] for r in later) / len(later)
         print(f"{name}: mean |ETA - true| / true over cells 1..{len(rows) - 1}: {err:.2f}")
