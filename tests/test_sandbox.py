@@ -111,7 +111,7 @@ def test_network_from_raw_socket_and_child_process_never_gets_out(tmp_path):
         assert raw.isolation.startswith("not isolated")
 
 
-@pytest.mark.parametrize("mode", ["bubblewrap", "tracked"])
+@pytest.mark.parametrize("mode", ["bubblewrap", pytest.param("tracked", marks=pytest.mark.slow)])
 def test_files_outside_the_scratch_folder_are_out_of_reach(tmp_path, monkeypatch, mode):
     """Under bubblewrap /etc/passwd is a one-user stand-in, a host path stays unwritten, the shared model cache is
     read-only. Either way the attempts to write the shared cache (and, unisolated, beside the project) are
