@@ -86,3 +86,31 @@ def test_a_represent_only_method_pairs_with_intrinsic_tasks(mlm):
     assert handle.lineage[-1] == "shift_probe.represent"
     np.testing.assert_allclose(scoring.encode(handle, TEXTS), scoring.encode(mlm, TEXTS), atol=1e-6)
     assert install_method_representation(mlm, Method(), RunContext()) is mlm  # no hook, no change
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_causal_lm_heads_and_hidden_states_see_the_hook(arch):
+    """Tiny randomly initialised causal LMs (no download): the hook reaches the LM head and hidden_states[-1]."""
+    import transformers
+    from types import SimpleNamespace
+
+    from biasboard.harness.models.types import ModelHandle
+
+    if arch == "llama":
+        cfg = transformers.LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, num_key_value_heads=2)
+        model = transformers.LlamaForCausalLM(cfg)
+    else:
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=50, n_embd=16, n_layer=2, n_head=2))
+    model.eval()
+    handle = ModelHandle("tiny", "clm", model, SimpleNamespace(pad_token_id=0))
+    ids = [[3, 7, 9, 11], [5, 6]]
+    base = scoring.sequence_logprobs(handle, ids)
+    same = scoring.sequence_logprobs(with_representation(handle, lambda h: h.clone(), "id"), ids)
+    for a, b in zip(base, same):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    zero = with_representation(handle, torch.zeros_like, "zero")
+    for lp in scoring.sequence_logprobs(zero, ids):   # zero states give the head's bias only: uniform here
+        np.testing.assert_allclose(lp, -np.log(50), atol=1e-5)
+    out = zero.model(input_ids=torch.tensor([ids[0]]), output_hidden_states=True)
+    assert torch.count_nonzero(out.hidden_states[-1]) == 0
