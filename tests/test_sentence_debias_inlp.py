@@ -132,8 +132,9 @@ def test_end_to_end_on_the_tiny_masked_lm(method, params):
         return plan(m)[0]
 
     handles = HandleCache()
-    debiased = {c.task: evaluate_cell(c, handles=handles, n_bootstrap=50)[0] for c in cells(method, params)}
-    plain = {c.task: evaluate_cell(c, handles=handles, n_bootstrap=50)[0] for c in cells("none", {})}
+    run = lambda c: evaluate_cell(c, handles=handles, n_bootstrap=50)[0].to_json()  # noqa: E731
+    debiased = {c.task: run(c) for c in cells(method, params)}
+    plain = {c.task: run(c) for c in cells("none", {})}
     for task, rec in debiased.items():
         assert rec["flags"][method]["corpus"] == "wikipedia_talk", rec["flags"]
         assert rec["provenance"]["lineage"][-1] == f"{method}.represent"
