@@ -12,13 +12,16 @@ bias-bench's forward hook on the base encoder does. The weights do not change.
 Departures, each because of this machine: the corpus is a named local one (``corpus``; bias-bench draws 10,000
 sentences per class from a Wikipedia dump that is not available here, so the classes are smaller and unequal:
 their sizes are in every result's flags), sentences are split on end punctuation instead of NLTK's Punkt, and P
-has the model's width (bias-bench's code fixes 768, BERT-base's).
+has the model's width (bias-bench's code fixes 768, BERT-base's). A model narrower than what the rounds remove
+(gender: up to 3 directions a round, 240 for 80 rounds; zoo:splade-tiny is 128 wide) would have every state set
+to zero: that cell is refused with a message instead.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.models import scoring
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
@@ -71,6 +74,11 @@ class INLP(Method):
 
         fitted = cached_tensors(ctx.cache_dir, self.name, key, fit)
         self.projection = torch.from_numpy(fitted["projection"].copy())
+        if float(np.trace(fitted["projection"])) < 0.5:  # every dimension removed: all states would be zero
+            width = fitted["projection"].shape[0]
+            raise UnsupportedError(f"inlp: {p['n_classifiers']} rounds removed all {width} dimensions of "
+                                   f"{handle.id} (each round removes up to one per class, "
+                                   f"{len(sentences) if len(sentences) > 2 else 1}); set a smaller n_classifiers")
         acc = fitted["dev_accuracy"]
         flags = {"inlp": {"bias_type": p["bias_type"], "corpus": corpus.name, "corpus_file": bs.CORPORA[corpus.name],
                           "corpus_sha256": corpus.sha256, "sentences": {k: len(v) for k, v in sentences.items()},
