@@ -46,14 +46,16 @@ def _run(args) -> int:
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.progress import CostBar, plan_summary
     from biasboard.harness.runner import record_plugin_meta
-    from biasboard.harness.store import Store
+    from biasboard.harness.store import Store, check_store_file
 
     if args.batch_size is not None and args.batch_size < 1:
         raise BiasboardError(f"--batch-size must be a positive integer, got {args.batch_size}")
     matrix = Matrix.load(args.matrix or default_matrix())
     matrix.print_warnings()
-    cells, skipped = plan(matrix)  # data files are found (or fetched) here, before the store is opened
     spath = store_path(args)
+    if Path(spath).exists():
+        check_store_file(Path(spath))  # a file that is not our store is refused before any model is resolved
+    cells, skipped = plan(matrix)  # data files are found (or fetched) here, before the store is created
     store = Store(spath)
     for warning in sorted({w for c in cells for w in c.data_warnings}):
         print(f"biasboard: warning: {warning}", file=sys.stderr)
