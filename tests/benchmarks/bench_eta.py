@@ -26,6 +26,7 @@ def replay(store_path: str, matrix_name: str) -> list[tuple[int, float, float, f
     cells, _ = plan(Matrix.load(packaged_matrix(matrix_name)))
     order = pending_cells(cells, SimpleNamespace(done_keys=set), force=False, summary=RunSummary())
     records = {(r["key"] if isinstance(r, dict) else r.key): r for r in Store(store_path).records()}
+    order = [c for c in order if c.key in records]  # an interrupted run: replay the cells it finished
     seconds = []
     for c in order:
         r = records[c.key]
