@@ -1,4 +1,5 @@
-"""``biasboard data fetch [TASK]``: download original benchmark files (sha256-checked) into the user cache."""
+"""``biasboard data fetch [TASK]``: download original benchmark files (digest-checked) into ``BIASBOARD_DATA_DIR``
+when it is writable, else the user cache (``harness.paths.download_dir``)."""
 from __future__ import annotations
 
 
