@@ -4,8 +4,9 @@ Cells differ in cost by two orders of magnitude (WEAT on word vectors takes a se
 minutes), so an ETA of "cells left x mean seconds per cell" is wrong in both directions. Each cell gets an expected
 cost instead: the measured seconds of a similar finished cell in the store when there is one (same model,
 precision, task, variant, method and sample), else ``units`` (model parameters x data size) times a rate in seconds
-per unit that is calibrated on every cell whose seconds are known (cached cells of this matrix, then each cell as it
-finishes).
+per unit, calibrated on the cells whose seconds are known (cached cells of this matrix, then each cell as it
+finishes): those of the cell's own task when there are any, else all. The prior alone is rough (BENCHMARKS.md,
+"First run on a fresh machine"); reruns and the cells after a task's first one are where the estimate holds.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ here, about 2.5 s per (million parameters x MB of data)."""
 
 FINETUNE_FACTOR = 150.0
 """Cells that train before they score (tasks with ``fine_tunes``) cost about this many forward passes over their
-data per epoch: a 1-epoch EfficientNet-Lite0 worst-group digits cell takes on the order of 100 s here."""
+data per epoch: a 1-epoch EfficientNet-Lite0 worst-group digits cell (40 units with this factor) took 164-186 s
+here under load average 20-29 (2026-12-03), about 100 s on a quieter machine."""
 
 WEIGHT_SUFFIXES = {".safetensors": 4.0, ".bin": 4.0, ".pt": 4.0, ".pth": 4.0, ".npy": 4.0, ".onnx": 4.0,
                    ".gguf": 0.5625}
@@ -55,8 +57,8 @@ class Plan:
 
 
 def plan_summary(cells: list[Any], skipped: list[Any], done_keys: set[str], *, force: bool = False) -> Plan:
-    cached = [c for c in cells if c.key in done_keys and not force]
-    return Plan(cached, [c for c in cells if c not in cached], list(skipped))
+    done = set() if force else set(done_keys)
+    return Plan([c for c in cells if c.key in done], [c for c in cells if c.key not in done], list(skipped))
 
 
 @lru_cache(maxsize=None)
