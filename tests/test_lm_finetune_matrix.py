@@ -22,13 +22,15 @@ def test_full_matrix_plans_the_full_grid():
 
 
 def test_hour_matrix_sizes_the_slow_model_down():
-    """lm_methods.yaml: every method x seed on both models, none once (it has no randomness), splade-tiny on full
-    data with GLUE, smollm2 on SEAT gender tests and fixed samples of StereoSet / CrowS-Pairs."""
+    """lm_methods.yaml: every method on both models, splade-tiny x 3 seeds (none once: it has no randomness) on
+    full data with GLUE, smollm2 at seed 0 (its fine-tunes are the cost) on SEAT gender tests and fixed samples of
+    StereoSet / CrowS-Pairs."""
     cells, skipped = plan(Matrix.load(MATRICES / "lm_methods.yaml"))
     assert not skipped
     by_model = {m: [c for c in cells if c.model.spec.id == m] for m in ("zoo:splade-tiny", "zoo:smollm2-135m")}
     variants = 11 * 3 - 2
-    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == variants * 3
+    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == 11 * 3
+    assert {c.seed for c in by_model["zoo:smollm2-135m"]} == {0}
     assert {c.seed for c in cells if c.method.name == "none"} == {0}
     assert all(not dict(c.extra).get("eval_sample") for c in by_model["zoo:splade-tiny"] if c.task != "seat")
     small = {c.task: dict(c.extra) for c in by_model["zoo:smollm2-135m"]}

@@ -53,3 +53,10 @@ def test_mixed_bf16_training_keeps_float32_weights_and_is_recorded(splade, tmp_p
     assert len(list((tmp_path / "lm_finetuned").iterdir())) == 2  # the precisions never share cached weights
     first = [runs[v][0]["loss"] for v in ("float32", "mixed-bf16")]
     assert first[0] != first[1] and first[1] == pytest.approx(first[0], rel=0.02)  # autocast ran, losses agree
+
+
+def test_the_causal_lm_budget_is_the_measured_one():
+    """16 steps: the smallest budget measured at which ERM and RobustDebias move their training objective and
+    CrowS-Pairs on zoo:smollm2-135m (docs/lm-methods.md, "Step budget"); 4 moved no bias metric."""
+    assert lf.AUTO_STEPS["clm"] == 16
+    assert lf.train_config(lf.COMMON_PARAMS, "clm", 0).steps == 16

@@ -35,10 +35,11 @@ from biasboard.harness.training.objectives import Objective
 
 LM_TRAINER_VERSION = "1"
 """Bumped whenever the loop changes what it learns, so cached weights of an older loop are not reused."""
-AUTO_STEPS = {"mlm": 200, "clm": 4}
-"""Default optimiser steps per family when ``steps=0`` (auto): CPU budgets, about 15-25 s per fine-tuning run of
-zoo:splade-tiny or zoo:smollm2-135m on 2 idle cores (a 135M-parameter step of 32 sentences takes ~5 s there),
-so that the lm_methods matrix fits an hour (BENCHMARKS.md). Raise ``steps`` on real hardware."""
+AUTO_STEPS = {"mlm": 200, "clm": 16}
+"""Default optimiser steps per family when ``steps=0`` (auto): CPU budgets. clm 16 is measured (docs/lm-methods.md,
+"Step budget"): at 4 steps zoo:smollm2-135m moved no bias metric; at 16 ERM and RobustDebias move their training
+objective (see the doc for the bias metrics). A 32-sentence smollm2 step takes ~5 s in float32 on 2 idle cores, ~1.4x less in
+mixed-bf16. Raise ``steps`` on real hardware."""
 AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
 
 

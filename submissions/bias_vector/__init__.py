@@ -9,7 +9,7 @@ subtract it.
 
 V is stored as a safetensors file of deltas in the cache, keyed by the base weights, corpus and training config, so
 lambda 1, 10 and 100 share one fine-tuning run. Paper settings: AdamW, lr 1e-4, weight decay 0.01, batch 128,
-30 epochs, 10,000 warm-up steps; CPU defaults here are far smaller (``steps=0``: 200 for mlm, 4 for clm;
+30 epochs, 10,000 warm-up steps; CPU defaults here are far smaller (``steps=0``: 200 for mlm, 16 for clm;
 batch 32; warm-up 10% of the steps, which, unlike the paper's, lets the peak lr be reached). Because V is trained
 on StereoSet, the handle records ``trained_on: [stereoset]`` and StereoSet results of the model are flagged as
 leakage (the paper evaluates with SEAT and GLUE only).
@@ -61,7 +61,7 @@ def apply_vector(model: torch.nn.Module, vector: dict[str, torch.Tensor], scale:
 @register_method
 class BiasVector(Method):
     name = "bias_vector"
-    version = "1.0"
+    version = "1.1"
     description = "Subtract lambda times the weight difference learnt by fine-tuning on StereoSet stereotypes."
     families = ("mlm", "clm")
     kind = "finetune"

@@ -10,7 +10,7 @@ from biasboard.harness.training.objectives import ErmObjective
 @register_method
 class Erm(LMFinetuneMethod):
     name = "erm"
-    version = "1.0"
+    version = "1.1"
     description = "Upstream LM fine-tuning on a bias-labelled corpus with the mean loss (ERM baseline)."
     params = dict(COMMON_PARAMS)
     citation = "Gandhi, Singh, Hegde. RobustDebias. arXiv 2602.00405 (ERM baseline)."

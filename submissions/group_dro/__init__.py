@@ -13,7 +13,7 @@ from biasboard.harness.training.robust import GroupDroObjective, group_sizes
 @register_method
 class GroupDro(LMFinetuneMethod):
     name = "group_dro"
-    version = "1.0"
+    version = "1.1"
     description = "Upstream LM fine-tuning with online Group DRO weights over the corpus' bias types."
     params = dict(COMMON_PARAMS, eta=0.01, adjustment=0.0)
     citation = ("Sagawa, Koh, Hashimoto, Liang. Distributionally Robust Neural Networks for Group Shifts. "

@@ -19,7 +19,7 @@ from biasboard.submissions.topk_ae_dro import AE_PARAMS, ae_objective
 @register_method
 class RobustDebias(LMFinetuneMethod):
     name = "robust_debias"
-    version = "1.1"
+    version = "1.2"
     description = ("TopK-AE DRO with the autoencoder's reconstruction weighted by inverse bias-type frequency "
                    "(RobustDebias).")
     params = dict(COMMON_PARAMS, **AE_PARAMS)

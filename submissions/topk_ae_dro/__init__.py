@@ -36,7 +36,7 @@ def ae_objective(params, dim, corpus, *, weighted: bool) -> TopKAEObjective:
 @register_method
 class TopKAEDro(LMFinetuneMethod):
     name = "topk_ae_dro"
-    version = "1.1"
+    version = "1.2"
     description = "Upstream LM fine-tuning with DRO over autoencoder latent groups (worst group's top-k loss)."
     params = dict(COMMON_PARAMS, **AE_PARAMS)
     citation = ("Broscheit et al. Distributionally Robust Finetuning BERT for Covariate Drift in Spoken Language "

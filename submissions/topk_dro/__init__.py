@@ -11,7 +11,7 @@ from biasboard.harness.training.robust import TopKObjective
 @register_method
 class TopKDro(LMFinetuneMethod):
     name = "topk_dro"
-    version = "1.0"
+    version = "1.1"
     description = "Upstream LM fine-tuning on the mean of the k largest per-sentence losses of each batch."
     params = dict(COMMON_PARAMS, k=6, alpha=0.0)
     citation = "Gandhi, Singh, Hegde. RobustDebias. arXiv 2602.00405 (TopK DRO baseline)."
