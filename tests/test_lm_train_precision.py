@@ -56,7 +56,7 @@ def test_mixed_bf16_training_keeps_float32_weights_and_is_recorded(splade, tmp_p
 
 
 def test_the_causal_lm_budget_is_the_measured_one():
-    """16 steps: the smallest budget measured at which ERM and RobustDebias move their training objective and
-    CrowS-Pairs on zoo:smollm2-135m (docs/lm-methods.md, "Step budget"); 4 moved no bias metric."""
+    """16 steps: the budget measured on zoo:smollm2-135m at which ERM and RobustDebias move their training objective
+    and CrowS-Pairs' likelihood_diff (docs/lm-methods.md, "Step budget"); 4 moved no bias metric."""
     assert lf.AUTO_STEPS["clm"] == 16
     assert lf.train_config(lf.COMMON_PARAMS, "clm", 0).steps == 16

@@ -38,8 +38,8 @@ LM_TRAINER_VERSION = "1"
 AUTO_STEPS = {"mlm": 200, "clm": 16}
 """Default optimiser steps per family when ``steps=0`` (auto): CPU budgets. clm 16 is measured (docs/lm-methods.md,
 "Step budget"): at 4 steps zoo:smollm2-135m moved no bias metric; at 16 ERM and RobustDebias move their training
-objective (see the doc for the bias metrics). A 32-sentence smollm2 step takes ~5 s in float32 on 2 idle cores, ~1.4x less in
-mixed-bf16. Raise ``steps`` on real hardware."""
+objective and CrowS-Pairs' likelihood_diff, not its stereotype score. A 32-sentence smollm2 step takes ~5 s in
+float32 on 2 idle cores, ~1.4x less in mixed-bf16. Raise ``steps`` on real hardware."""
 AUTO_MAX_LENGTH = {"mlm": 32, "clm": 24}
 
 

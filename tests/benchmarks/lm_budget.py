@@ -13,8 +13,8 @@ and measures the method's own training objective before and after on a fixed sam
 
 Each difference after - before has a paired bootstrap 95% CI over the sentences (1,000 resamples).
 ``--store`` instead reads a results store of the matching matrix and compares every method cell's CrowS-Pairs /
-StereoSet rows with the ``none`` cell on the same examples: the change in stereotype score and in the mean
-per-example log-likelihood gap (more - less stereotyping), paired bootstrap 95% CIs.
+rows with the ``none`` cell on the same pairs: the change in stereotype score, in the mean log-likelihood gap
+(more - less stereotyping) and in its mean absolute value (lm-eval's ``likelihood_diff``), paired bootstrap 95% CIs.
 
 Run: BIASBOARD_CACHE=... BIASBOARD_DATA_DIR=../shared/data python tests/benchmarks/lm_budget.py --steps 16 64
      python tests/benchmarks/lm_budget.py --store OUT/results.sqlite
@@ -154,6 +154,8 @@ def store_rows(path: str) -> list[dict]:
                    "score_none": 100 * x0.mean(), "score": 100 * x1.mean(),
                    "score_diff": [100 * v for v in ci(mean, x0, x1, z)],
                    "gap_diff": ci(mean, g0, g1, z), "flips": int((x0 != x1).sum()),
+                   "likelihood_diff": [float(np.abs(g0).mean()), float(np.abs(g1).mean())],
+                   "likelihood_diff_diff": ci(mean, np.abs(g0), np.abs(g1), z),
                    "finetune": rec["provenance"].get("finetune")}
             out.append(row)
             print(json.dumps(row), flush=True)
