@@ -17,8 +17,10 @@ from biasboard.harness.models.precision import compute_context
 
 
 def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
-    """Token ids of each text (fast tokenizer, one call for all texts)."""
-    return handle.tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"]
+    """Token ids of each text: one tokenizer call over the distinct texts (CrowS-Pairs and StereoSet repeat many)."""
+    distinct = list(dict.fromkeys(texts))
+    ids = dict(zip(distinct, handle.tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]))
+    return [list(ids[t]) for t in texts]
 
 
 def _batches(order: Sequence[int], batch_size: int) -> Iterable[list[int]]:
@@ -123,26 +125,62 @@ def _no_cache(model) -> dict:
     return {"use_cache": False} if getattr(getattr(model, "config", None), "use_cache", None) is not None else {}
 
 
+# Causal LM classes whose logits are exactly ``get_output_embeddings()(base_model(...)[0])`` (no soft-capping or
+# logit scaling), so the vocabulary head can run at the scored positions only.
+_PLAIN_CLM_HEADS = ("llama", "mistral", "qwen2", "gpt2", "gpt_neox")
+
+
+def _clm_head(model):
+    """The causal LM's vocabulary head when it can be applied to chosen positions, else None (full forward)."""
+    if getattr(getattr(model, "config", None), "model_type", None) not in _PLAIN_CLM_HEADS:
+        return None
+    base, head = getattr(model, "base_model", None), model.get_output_embeddings()
+    return head if base is not None and base is not model and head is not None else None
+
+
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(logits)[target]`` per row, in float32, without materialising the whole log-softmax."""
+    logits = logits.float()
+    return logits.gather(1, targets.unsqueeze(1)).squeeze(1) - torch.logsumexp(logits, dim=-1)
+
+
 @torch.inference_mode()
-def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, batch_size: int = 32,
-                      progress: bool = False) -> list[np.ndarray]:
-    """Causal LM: ``log P(t_i | t_<i)`` for i = 1..len-1 of each sequence (the first token is the context)."""
+def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, starts: Sequence[int] | None = None,
+                      batch_size: int = 32, progress: bool = False) -> list[np.ndarray]:
+    """Causal LM: ``log P(t_i | t_<i)`` for i = start..len-1 of each sequence (start defaults to 1: the first token
+    is the context). Identical sequences run once, and the vocabulary head runs only at the scored positions."""
     _require(handle, "clm")
+    starts = [1] * len(token_ids) if starts is None else list(starts)
+    for i, (seq, st) in enumerate(zip(token_ids, starts, strict=True)):
+        if not 1 <= st <= len(seq):
+            raise UnsupportedError(f"item {i}: start {st} outside 1..{len(seq)} (a sequence of {len(seq)} tokens)")
     model, pad = handle.model, handle.tokenizer.pad_token_id
-    out: list[np.ndarray | None] = [None] * len(token_ids)
-    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
-    bar = tqdm(total=len(token_ids), desc="causal LM", disable=not progress, leave=False)
+    head = _clm_head(model)
+    distinct = list(dict.fromkeys((tuple(seq), st) for seq, st in zip(token_ids, starts)))
+    done: dict[tuple, np.ndarray] = {}
+    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i][0]))
+    bar = tqdm(total=len(distinct), desc="causal LM", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
-        ids, mask = _pad([token_ids[i] for i in batch], pad)
+        ids, mask = _pad([distinct[i][0] for i in batch], pad)
+        # the logits at position p - 1 predict token p
+        rows = [b for b, i in enumerate(batch) for _ in range(distinct[i][1], len(distinct[i][0]))]
+        cols = [p for i in batch for p in range(distinct[i][1], len(distinct[i][0]))]
+        rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
         with compute_context(handle.precision):
-            logits = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[:, :-1]
-        logits = logits.float()  # log-probabilities in float32 whatever the compute precision
-        lp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:].unsqueeze(2)).squeeze(2).numpy()
-        for b, i in enumerate(batch):
-            out[i] = lp[b, : len(token_ids[i]) - 1].astype(np.float64)
+            if head is not None:
+                hidden = model.base_model(input_ids=ids, attention_mask=mask, **_no_cache(model))[0]
+                picked = head(hidden[rows_t, cols_t - 1])
+            else:
+                picked = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[rows_t, cols_t - 1]
+        lp = _target_logprobs(picked, ids[rows_t, cols_t]).numpy().astype(np.float64)
+        k = 0
+        for i in batch:
+            n = len(distinct[i][0]) - distinct[i][1]
+            done[distinct[i]] = lp[k:k + n]
+            k += n
         bar.update(len(batch))
     bar.close()
-    return out  # type: ignore[return-value]
+    return [done[(tuple(seq), st)].copy() for seq, st in zip(token_ids, starts)]
 
 
 def continuation_logprobs(handle, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], *,
@@ -156,8 +194,8 @@ def continuation_logprobs(handle, contexts: Sequence[Sequence[int]], continuatio
         if not len(ctx) or not len(cont):
             raise UnsupportedError(f"item {i}: context and continuation each need at least one token")
     whole = [list(ctx) + list(cont) for ctx, cont in zip(contexts, continuations)]
-    lps = sequence_logprobs(handle, whole, batch_size=batch_size, progress=progress)
-    return [lp[len(lp) - len(cont):] for lp, cont in zip(lps, continuations)]
+    return sequence_logprobs(handle, whole, starts=[len(ctx) for ctx in contexts], batch_size=batch_size,
+                             progress=progress)
 
 
 POOLINGS = ("mean", "first", "last")
