@@ -99,3 +99,19 @@ def test_pairs_only_with_tasks_that_score_text():
     cells, skipped = plan(matrix)
     assert [c.task for c in cells] == ["crows_pairs"]
     assert any("applies to crows_pairs" in s.reason and "not seat" in s.reason for s in skipped)
+
+
+def test_masked_lm_shortcut_equals_the_full_forward_at_the_mask(splade):
+    """Masked models are debiased at their mask tokens only: the same numbers as the full-vocabulary path."""
+    debiased = _apply(splade)
+    ids = scoring.tokenize(splade, SENTENCES)
+    seqs = [list(s) for s in ids]
+    for s in seqs:
+        s[2] = splade.tokenizer.mask_token_id
+    padded, mask = scoring._pad(seqs, splade.tokenizer.pad_token_id)
+    wrapper = debiased.model
+    with torch.inference_mode():
+        fast = wrapper(input_ids=padded, attention_mask=mask).logits[:, 2]
+        wrapper.mask_id = None
+        full = wrapper(input_ids=padded, attention_mask=mask).logits[:, 2]
+    torch.testing.assert_close(fast, full, atol=1e-4, rtol=1e-4)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import torch
 
 from biasboard.harness.errors import UnsupportedError
+from biasboard.harness.models.scoring import _mlm_head
 from biasboard.harness.registry import register_method
 from biasboard.harness.specs import Method
 
@@ -61,8 +62,9 @@ class SelfDebiasedLM(torch.nn.Module):
     """A masked or causal LM whose ``logits`` are self-debiased log-probabilities (a drop-in for scoring)."""
 
     def __init__(self, model: torch.nn.Module, prefix_ids: list[list[int]], *, family: str, special_ids: set[int],
-                 decay_constant: float, epsilon: float):
+                 decay_constant: float, epsilon: float, mask_id: int | None = None):
         super().__init__()
+        self.mask_id = mask_id
         self.inner = model
         self.prefix_ids = prefix_ids
         self.family = family
@@ -99,6 +101,8 @@ class SelfDebiasedLM(torch.nn.Module):
                                    "or training loss to offer")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if self.family == "mlm" and self.mask_id is not None:
+            return SimpleNamespace(logits=self._masked_only(input_ids, attention_mask))
         plain = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
         prefixed = []
         for prefix in self.prefix_ids:
@@ -106,6 +110,27 @@ class SelfDebiasedLM(torch.nn.Module):
             prefixed.append(self.inner(input_ids=ids, attention_mask=mask, **kwargs).logits[:, where])
         out = debiased_logprobs(plain, prefixed, decay_constant=self.decay_constant, epsilon=self.epsilon)
         return SimpleNamespace(logits=out)
+
+    def _masked_only(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Masked LMs are read at their mask tokens only (as bias-bench debiases them): the vocabulary head and
+        the debiasing run there, and every other position holds zeros that no scorer reads."""
+        rows, cols = (ids == self.mask_id).nonzero(as_tuple=True)
+        head = _mlm_head(self.inner)
+
+        def logits_at(i, m, r, c):
+            if head is None:
+                return self.inner(input_ids=i, attention_mask=m).logits[r, c]
+            hidden = self.inner.base_model(input_ids=i, attention_mask=m)[0]
+            return head(hidden[r, c].unsqueeze(1)).squeeze(1)
+
+        plain = logits_at(ids, mask, rows, cols)
+        prefixed = []
+        for prefix in self.prefix_ids:
+            new_ids, new_mask, where = self._prefixed(ids, mask, prefix)
+            prefixed.append(logits_at(new_ids, new_mask, rows, where[cols]))
+        out = torch.zeros(ids.shape[0], ids.shape[1], plain.shape[-1])
+        out[rows, cols] = debiased_logprobs(plain, prefixed, decay_constant=self.decay_constant, epsilon=self.epsilon)
+        return out
 
 
 @register_method
@@ -137,6 +162,6 @@ class SelfDebias(Method):
         prefix_ids = [tok(t.rstrip() if handle.family == "mlm" else t, add_special_tokens=False)["input_ids"]
                       for t in texts]
         model = SelfDebiasedLM(handle.model, prefix_ids, family=handle.family, special_ids=set(tok.all_special_ids),
-                               decay_constant=decay, epsilon=epsilon)
+                               decay_constant=decay, epsilon=epsilon, mask_id=tok.mask_token_id)
         model.eval()
         return handle.derive(model=model, step=f"self_debias(bias_type={bias_type},decay={decay},eps={epsilon})")
