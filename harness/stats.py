@@ -182,3 +182,17 @@ def paired_resample_test(change: Callable[[np.ndarray], np.ndarray], n: int, *, 
     se = float(reps.std(ddof=1))
     p = math.erfc(abs(point) / se / math.sqrt(2)) if se > 0 else (1.0 if point == 0 else 0.0)
     return point, (float(lo), float(hi)), float(p)
+
+
+def clopper_pearson_ci(k: int, n: int, *, scale: float = 1.0) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) 95% interval of a proportion k/n, times ``scale``; NaNs when n is 0.
+
+    >>> [round(v, 4) for v in clopper_pearson_ci(5, 10)]
+    [0.1871, 0.8129]
+    """
+    if not n:
+        return (float("nan"), float("nan"))
+    from scipy import stats as sps
+
+    ci = sps.binomtest(int(k), int(n)).proportion_ci(0.95)
+    return (ci.low * scale, ci.high * scale)

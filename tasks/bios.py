@@ -21,7 +21,7 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.tasks import bios_data
-from biasboard.harness.stats import basic_ci, percentile_ci, weighted_bootstrap
+from biasboard.harness.stats import basic_ci, clopper_pearson_ci, percentile_ci, weighted_bootstrap
 from biasboard.tasks.text_classifier_metrics import gaps_from_weights, rms, tpr_gap_counts, tpr_gaps, tpr_table
 from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import (SYNTHETIC_NOTE, accuracy_metric, capped, options, split, train_config,
@@ -162,8 +162,7 @@ def score(test: TextDataset, pred: np.ndarray, train: TextDataset, *, n_bootstra
 def _binom_ci(table, c: int, g: str, n: int) -> tuple[float, float]:
     """Exact (Clopper-Pearson) 95% CI of a per-occupation TPR, in %."""
     k = int(round(float(table.by_group["tpr"][(c, g)]) * n))
-    ci = sps.binomtest(k, n).proportion_ci(0.95) if n else None
-    return (ci.low * 100, ci.high * 100) if ci else (float("nan"), float("nan"))
+    return clopper_pearson_ci(k, n, scale=100.0)
 
 
 def _train_skew(train: TextDataset, *, n_bootstrap: int, seed: int) -> Metric:
