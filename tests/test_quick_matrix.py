@@ -26,14 +26,17 @@ EXPECTED = {
     ("zoo:minilm-l6", PERTURB, "seat", "mean"),
     ("zoo:glove-6b-50d", NONE, "weat", "sent_bias"),
     ("zoo:glove-6b-50d", NONE, "weat", "caliskan_wefe"),
+    ("zoo:smollm2-135m", NONE, "bbq", "causal_mc"),
+    ("zoo:smollm2-135m", NONE, "winobias", "causal_pair"),
+    ("zoo:smollm2-135m", NONE, "holistic_bias", "likelihood_bias"),
 }
 
 
 def test_standard_matrix_is_exactly_the_promised_cells():
     cells, _ = plan(Matrix.load(STANDARD))
     have = [(c.model.spec.id, (c.method.name, tuple(c.method.params)), c.task, c.variant) for c in cells]
-    assert len(EXPECTED) == 17
-    assert len(cells) == 17 and set(have) == EXPECTED, (sorted(set(have) - EXPECTED), sorted(EXPECTED - set(have)))
+    assert len(EXPECTED) == 20
+    assert len(cells) == 20 and set(have) == EXPECTED, (sorted(set(have) - EXPECTED), sorted(EXPECTED - set(have)))
     assert {c.seed for c in cells} == {0}
 
 
