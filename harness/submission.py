@@ -59,11 +59,13 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                            "choices": {"type": "array", "minItems": 1},
                            "description": {"type": "string"}}}},
         "smoke": {"type": "object", "additionalProperties": False, "required": ["model", "task"],
-                  "properties": {"model": {"type": "string"}, "task": {"type": "string"}, "extra": {"type": "object"}}},
+                  "properties": {"model": {"type": "string"}, "task": {"type": "string"}, "extra": {"type": "object"},
+                                 "params": {"type": "object"}}},
     },
 }
 """What ``manifest.yaml`` holds. ``params.<name>.range`` is ``[low, high]`` (inclusive) for numbers; for strings it
-lists the allowed values, like ``choices``. ``smoke`` optionally names the smoke cell (model, task:variant, extra)."""
+lists the allowed values, like ``choices``. ``smoke`` optionally names the smoke cell (model, task:variant, extra,
+and method params where the defaults do not fit the tiny model, e.g. INLP's 80 rounds on a 128-wide model)."""
 
 CHECKS: tuple[tuple[str, str], ...] = (
     ("manifest", "manifest.yaml follows the schema"),

@@ -245,7 +245,7 @@ def fresh_cache(root: Path) -> Path:
 
 
 def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: Path, *,
-              batch_size: int = 8) -> tuple[CellRecord, list[dict]]:
+              batch_size: int = 8, params: dict[str, Any] | None = None) -> tuple[CellRecord, list[dict]]:
     """Evaluate one cell through the real planner and runner, with ``cache`` as the biasboard cache."""
     from biasboard.harness.matrix import Matrix, plan
     from biasboard.harness.runner import evaluate_cell
@@ -254,7 +254,8 @@ def smoke_run(method: str, model: str, task: str, extra: dict[str, Any], cache: 
 
     os.environ["BIASBOARD_CACHE"] = str(cache)
     seed_everything(0)  # each run starts from the same global RNG state, as a fresh process would
-    matrix = Matrix.from_dict({"name": "smoke", "models": [model], "methods": [method], "tasks": [task],
+    method_entry = {"name": method, "params": dict(params)} if params else method
+    matrix = Matrix.from_dict({"name": "smoke", "models": [model], "methods": [method_entry], "tasks": [task],
                                "options": {"extra": extra}})
     cells, skipped = plan(matrix)
     if not cells:
@@ -294,7 +295,8 @@ def validate_one(folder: Path, out: Reporter, guards: Guards, *, smoke: bool, ru
         out.step("smoke" if run == 1 else "determinism")
         try:
             model, task, extra = choose_smoke(cls, manifest)
-            record, examples = smoke_run(cls.name, model, task, extra, cache)
+            params = ((manifest or {}).get("smoke") or {}).get("params") or {}
+            record, examples = smoke_run(cls.name, model, task, extra, cache, params=params)
             out._write({"run": run, "model": model, "task": task, "outcome": outcome(record, examples)})
         except BaseException as exc:  # noqa: BLE001 - the submission's failure is the finding
             if isinstance(exc, KeyboardInterrupt):
