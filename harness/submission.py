@@ -607,12 +607,14 @@ def _fail_safe_loading(checklist: Checklist, loads: list[str]) -> None:
         Check("safe_loading", False, detail)]
 
 
-def contract_problems(record: dict) -> tuple[list[str], str]:
+def contract_problems(record: "dict | CellRecord") -> tuple[list[str], str]:
     """(result-contract violations, a note). Every metric with a value needs n and a CI or a p-value.
 
     A headline without a value (NaN) is only noted: at smoke sizes some tasks cannot compute it (e.g. a TPR gap
     needs both genders in every occupation); the per-example rows are still compared by the determinism check.
     """
+    if hasattr(record, "to_json"):  # a CellRecord from the runner; the worker's outcome is already JSON
+        record = record.to_json()
     metrics = record.get("metrics") or {}
     if not metrics:
         return ["no metrics"], ""

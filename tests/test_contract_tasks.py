@@ -79,6 +79,7 @@ def test_every_task_variant_runs_a_smoke_cell(name, variant, tmp_path, monkeypat
         if absent_data_file(exc) is None:
             raise
         pytest.skip(f"data not available: {exc}")
+    record = record.to_json()  # the stored form: what the board and the gate read
     problems, _ = contract_problems(record)
     assert not problems, problems
     for mname, m in record["metrics"].items():
@@ -96,6 +97,7 @@ def test_every_task_variant_runs_a_smoke_cell(name, variant, tmp_path, monkeypat
     # the same cell with another batch size gives the same numbers (default variants: the scoring path is shared)
     other, _ = smoke_run("none", TINY[family], f"{name}:{variant}", smoke_extra(name), tmp_path / "cache",
                          batch_size=3)
+    other = other.to_json()
     for mname, m in record["metrics"].items():
         a, b = m["value"], other["metrics"][mname]["value"]
         assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6), (mname, a, b)
