@@ -6,7 +6,7 @@ A plain script, not collected by the test run. It runs ``biasboard eval --json -
 precision (results kept in OUT/results.sqlite, so a rerun only compares), times each run, and prints a Markdown
 table of the per-example agreement::
 
-    BIASBOARD_DATA_DIR=../shared/data python tests/benchmarks/bench_precision.py --out /tmp/precision [--quick]
+    BIASBOARD_DATA_DIR=../shared/data python tests/benchmarks/bench_precision.py --out precision-out [--quick]
 
 Figures: BENCHMARKS.md, "Precision: bfloat16 and mixed-bf16 against float32".
 """
