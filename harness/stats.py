@@ -8,7 +8,6 @@ import warnings
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 
 def bootstrap_ci(statistic: Callable[..., np.ndarray], *samples: np.ndarray, n_resamples: int = 1000,
@@ -29,6 +28,8 @@ def bootstrap_ci(statistic: Callable[..., np.ndarray], *samples: np.ndarray, n_r
     if all(np.all(s == s.flat[0]) for s in samples):
         v = float(statistic(*samples, axis=-1))
         return v, v
+    from scipy import stats as sps  # imported on use: scipy.stats costs about a second at start-up
+
     res = sps.bootstrap(samples, statistic, n_resamples=n_resamples, confidence_level=confidence,
                         method="percentile", paired=paired, vectorized=True, rng=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)

@@ -53,7 +53,7 @@ def build_site(records: Iterable[CellRecord | dict[str, Any]], examples: dict[st
     write_bibtex(release, out)
     _copy_static(out / "static")
     env = _environment()
-    site = _Site(release, examples)
+    site = _Site(release, examples, effects=_effects(records, examples))
     pages = {"index.html": ("overview.html", site.overview())}
     for task in release["tasks"]:
         pages[f"tasks/{safe_name(task)}.html"] = ("task.html", site.task_page(task))
@@ -167,12 +167,25 @@ def _bad_key(metric: dict[str, Any]) -> str:
     return _sort_key(-value if metric.get("direction") == "max" else value)
 
 
+def _effects(records: list[CellRecord], examples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Every method's paired change against `none` (``biasboard analyze effects``), Holm-adjusted across the board;
+    a store whose rows contradict their metrics is reported on the method pages instead of stopping the build."""
+    from biasboard.harness.analysis.effects import method_effects
+
+    try:
+        return method_effects(records, lambda key: examples.get(key, []))
+    except BiasboardError as exc:
+        return {"rows": [], "dropped": [], "n_tests": 0, "error": str(exc)}
+
+
 class _Site:
     """Builds the template context of each page from the release."""
 
-    def __init__(self, release: dict[str, Any], examples: dict[str, list[dict[str, Any]]]):
+    def __init__(self, release: dict[str, Any], examples: dict[str, list[dict[str, Any]]], *,
+                 effects: dict[str, Any] | None = None):
         self.release = release
         self.examples = examples
+        self.effects = effects or {"rows": [], "dropped": [], "n_tests": 0}
         self.cells_by_task: dict[str, list[dict]] = {}
         for c in release["cells"]:
             self.cells_by_task.setdefault(c["task"], []).append(c)
@@ -272,7 +285,9 @@ class _Site:
         cells = [c for c in self.release["cells"] if c["method"] == method]
         return {"page": "method", "title": f"Method {method}", "method": method,
                 "meta": self.release["methods"][method], "cells": self._sorted(cells),
-                "labels": sorted({c["method_label"] for c in cells})}
+                "labels": sorted({c["method_label"] for c in cells}),
+                "effects": [r for r in self.effects["rows"] if r["method_name"] == method],
+                "effects_tests": self.effects["n_tests"], "effects_error": self.effects.get("error", "")}
 
     @staticmethod
     def _sorted(cells: list[dict]) -> list[dict]:

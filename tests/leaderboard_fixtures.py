@@ -6,6 +6,8 @@ numbers on the pages can be checked against the rows. StereoSet- and SEAT-like c
 """
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import json
 
@@ -113,3 +115,13 @@ def write_store(path, records, examples) -> None:
         for r in records:
             rec = {k: v for k, v in r.items() if k != "key"}
             store.put(r["key"], rec, examples.get(r["key"], []))
+
+
+def flip_pairs(rows: list[dict], every: int) -> list[dict]:
+    """A copy of CrowS rows with every ``every``-th stereotype-preferring pair moved to the other side: a real effect."""
+    out = copy.deepcopy(rows)
+    for i, r in enumerate(out):
+        if i % every == 0 and r["more_is_higher"]:
+            r["sent_more_score"], r["sent_less_score"] = r["sent_less_score"], r["sent_more_score"]
+            r["more_is_higher"] = 0
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from biasboard.harness.analysis.effects import method_effects
-from tests.leaderboard_fixtures import crows_examples, crows_record, quick_board
+from tests.leaderboard_fixtures import crows_examples, crows_record, flip_pairs, quick_board
 
 
 def _store(records, examples):
@@ -29,11 +29,7 @@ def test_every_method_cell_is_paired_with_its_none_cell():
 def test_a_planted_effect_is_found_and_no_effect_is_not():
     rows_none = crows_examples(600, 0.75, seed=1)
     # the method moves every pair to the anti-stereotypical side for a third of the pairs: a real effect
-    rows_fixed = copy.deepcopy(rows_none)
-    for i, r in enumerate(rows_fixed):
-        if i % 3 == 0 and r["more_is_higher"]:
-            r["sent_more_score"], r["sent_less_score"] = r["sent_less_score"], r["sent_more_score"]
-            r["more_is_higher"] = 0
+    rows_fixed = flip_pairs(rows_none, 3)
     a = crows_record("m", "none", rows_none)
     b = crows_record("m", "fix", rows_fixed)
     c = crows_record("m", "noop", copy.deepcopy(rows_none))
@@ -50,3 +46,38 @@ def test_a_method_cell_without_none_is_left_out_with_why():
     rec = crows_record("m", "fix", rows)
     result = method_effects([rec], lambda key: rows)
     assert result["rows"] == [] and "no finished `none` cell" in result["dropped"][0]
+
+
+def test_reference_method_pairs_split_by_split_on_shared_parameters():
+    """RobustDebias against TopK-AE DRO: each corpus split is paired with the same split, never another one."""
+    base = crows_examples(600, 0.75, seed=3)
+    moved = flip_pairs(base, 3)
+    recs = {("topk_ae_dro", "3bias"): base, ("topk_ae_dro", "6bias"): base,
+            ("robust_debias", "3bias"): copy.deepcopy(base), ("robust_debias", "6bias"): moved}
+    records, examples = [], {}
+    for (method, corpus), rows in recs.items():
+        params = {"corpus": corpus, "beta": 0.1} if method == "robust_debias" else {"corpus": corpus}
+        rec = crows_record("m", method, rows, params=params)
+        records.append(rec)
+        examples[rec["key"]] = rows
+    result = method_effects(records, lambda key: examples[key], reference="topk_ae_dro")
+    rows = {r["method_params"]["corpus"]: r for r in result["rows"] if r["metric"] == "stereotype_score"}
+    assert set(rows) == {"3bias", "6bias"} and result["reference"] == "topk_ae_dro"
+    assert rows["3bias"]["difference"] == 0 and rows["3bias"]["verdict"] == "no significant change"
+    assert rows["6bias"]["verdict"] == "closer to ideal" and rows["6bias"]["n"] == 600
+    only = method_effects(records, lambda key: examples[key], reference="topk_ae_dro", methods=["erm"])
+    assert only["rows"] == []
+
+
+def test_none_at_one_seed_is_the_reference_of_every_seed_and_says_so():
+    rows = crows_examples(300, 0.7, seed=4)
+    none = crows_record("m", "none", rows)
+    treated = [crows_record("m", "erm", copy.deepcopy(rows), seed=s) for s in (0, 1, 2)]
+    examples = {r["key"]: rows for r in [none, *treated]}
+    result = method_effects([none, *treated], lambda key: examples[key])
+    got = {r["seed"]: r for r in result["rows"] if r["metric"] == "stereotype_score"}
+    assert set(got) == {0, 1, 2} and all(r["difference"] == 0 for r in got.values())
+    assert got[0]["reference_note"] == "" and "seed 0" in got[1]["reference_note"]
+    # a method with randomness is never paired across seeds
+    other = method_effects([treated[0], crows_record("m", "cda", rows, seed=1)], lambda key: rows, reference="erm")
+    assert other["rows"] == [] and "same model, task, variant, settings and seed" in other["dropped"][0]

@@ -241,3 +241,17 @@ def test_seat_counts_are_information_not_warnings(tmp_path):
     assert "⚠ tests" not in (tmp_path / "o" / "index.html").read_text()
     cell = (tmp_path / "o" / "cells" / f"{safe_name(rec['key'])}.html").read_text()
     assert "Run information" in cell and "permutation_samples 100000" in cell and "⚠" not in cell
+
+
+def test_method_page_shows_paired_effects_against_none(tmp_path):
+    """Issue 17: every method page has the method's paired change against `none`, with CI, n and verdict."""
+    from biasboard.leaderboard.site import build_site
+    from tests.leaderboard_fixtures import crows_examples, crows_record, flip_pairs
+
+    rows = crows_examples(400, 0.75, seed=5)
+    moved = flip_pairs(rows, 2)
+    none, fix = crows_record("m", "none", rows), crows_record("m", "fix", moved, kind="finetune")
+    build_site([none, fix], {none["key"]: rows, fix["key"]: moved}, tmp_path)
+    page = (tmp_path / "methods" / "fix.html").read_text()
+    assert "Effect against no mitigation" in page and "closer to ideal" in page and ">400<" in page
+    assert "Effect against no mitigation" not in (tmp_path / "methods" / "none.html").read_text()

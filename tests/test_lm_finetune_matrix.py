@@ -28,8 +28,10 @@ def test_hour_matrix_sizes_the_slow_model_down():
     cells, skipped = plan(Matrix.load(MATRICES / "lm_methods.yaml"))
     assert not skipped
     by_model = {m: [c for c in cells if c.model.spec.id == m] for m in ("zoo:splade-tiny", "zoo:smollm2-135m")}
-    variants = 11 * 3 - 2
-    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == 11 * 3
+    variants = 13 * 3 - 2
+    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == 13 * 3
+    corpora = {m: {dict(c.params)["corpus"] for c in cells if c.method.name == m} for m in ("topk_ae_dro", "robust_debias")}
+    assert corpora["topk_ae_dro"] == corpora["robust_debias"] == {"3bias", "6bias", "6bias_high"}  # paired per split
     assert {c.seed for c in by_model["zoo:smollm2-135m"]} == {0}
     assert {c.seed for c in cells if c.method.name == "none"} == {0}
     assert all(not dict(c.extra).get("eval_sample") for c in by_model["zoo:splade-tiny"] if c.task != "seat")

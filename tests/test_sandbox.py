@@ -169,6 +169,7 @@ def _alive(token: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow  # waits 10 s per mode: CI runs it, the fast tier does not
 @pytest.mark.parametrize("mode", ["bubblewrap", "tracked"])
 def test_grandchild_in_a_new_session_dies_at_the_time_limit(tmp_path, monkeypatch, mode):
     """Issue 16 item 7: the grandchild would write a file 8 s after start; the limit is 6 s; it must die."""

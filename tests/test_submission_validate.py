@@ -130,6 +130,7 @@ def test_template_validates_out_of_the_box_through_the_cli(capsys):
     assert out["isolation"].startswith(("isolation: bubblewrap", "not isolated"))
 
 
+@pytest.mark.slow  # waits out a 20 s limit: CI runs it, the fast tier does not
 def test_time_limit_kills_a_hanging_import(tmp_path):
     folder = write_submission(tmp_path, "sleepy", "import time\ntime.sleep(600)\n")
     checklist = validate(folder, smoke=False, timeout=20)

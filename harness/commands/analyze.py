@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
     e.add_argument("--store", type=Path, default=None, help="results store (default: ./biasboard-out/results.sqlite)")
     e.add_argument("--records", type=Path, default=None, help="a JSON or JSONL file of result records instead")
     e.add_argument("--all-metrics", action="store_true", help="every metric of each cell, not only the headline")
+    e.add_argument("--reference", default="none", metavar="METHOD",
+                   help="the method the others are compared with (default: none); e.g. topk_ae_dro pairs "
+                        "robust_debias with it on each corpus split (parameters both have must agree)")
+    e.add_argument("--method", action="append", default=None, metavar="METHOD",
+                   help="compare only this method with the reference (repeatable; default: every method)")
     e.add_argument("--json", action="store_true", help="print the effects as JSON")
     e.set_defaults(func=run_effects)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -53,16 +58,20 @@ def run_effects(args) -> int:
         records, examples = load_records(args), (lambda key: [])
     else:
         _, records, examples = load_store(args.store)
-    result = method_effects(records, examples, all_metrics=args.all_metrics)
+    result = method_effects(records, examples, all_metrics=args.all_metrics, reference=args.reference,
+                            methods=args.method)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     if not result["rows"]:
-        raise BiasboardError("no method cell has a finished `none` cell to compare with; "
+        raise BiasboardError(f"no method cell has a finished `{args.reference}` cell to compare with; "
                              + "; ".join(result["dropped"][:5]))
     print(effects_table(result))
-    print(f"\nDifference = method - none. Δ distance to ideal < 0: closer to the metric's ideal. Intervals: paired "
-          f"bootstrap over the shared examples; Holm across the {result['n_tests']} paired comparison(s).")
+    print(f"\nDifference = method - {args.reference}. Δ distance to ideal < 0: closer to the metric's ideal. "
+          f"Intervals: paired bootstrap over the shared examples; Holm across the {result['n_tests']} paired "
+          "comparison(s).")
+    for note in sorted({r["reference_note"] for r in result["rows"] if r["reference_note"]}):
+        print(f"reference: {note} for the cells at other seeds")
     for why in result["dropped"]:
         print(f"left out: {why}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from scipy import stats as sps
@@ -67,7 +67,9 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
         p, exact = ms.permutation_p_value(s, n_x, n_samples=n_perm, seed=seed)
         reps[t.name] = ms.effect_size_bootstrap(cos, n_x, n_a, n_resamples=ctx.n_bootstrap, seed=seed)
         bias = next((b for b, names in bias_types.items() if t.name in names), "")
-        rows.append({"id": t.name, "bias_type": bias, "effect_size": ms.effect_size(s, n_x),
+        d = ms.effect_size(s, n_x)
+        rows.append({"id": t.name, "bias_type": bias, "typed": bool(bias), "effect_size": d,
+                     "abs_effect_size": abs(d),
                      "ci95": list(percentile_ci(reps[t.name], 0.95)), "p_value": p, "exact_test": exact,
                      "n_x": n_x, "n_y": len(prep.y), "n_a": n_a, "n_b": len(prep.b),
                      "categories": list(t.categories), "missing": prep.missing, "balanced_out": prep.balanced_out})
@@ -86,7 +88,7 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
     for bias in bias_types:
         members = [r for r in rows if r["bias_type"] == bias]
         if members:
-            groups[bias] = _aggregates(members, reps, len(rows))
+            groups[bias] = _aggregates(members, reps, len(rows), where={"bias_type": bias})
     for r in rows:
         groups[r["id"]] = {
             "effect_size": Metric(r["effect_size"], r["n_x"] + r["n_y"], ideal=0.0, direction="target",
@@ -97,7 +99,7 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
                                    p_value=r["p_value_holm"],
                                    description=f"Holm-adjusted p-value over the {len(rows)} tests of the run"),
         }
-    metrics = _aggregates(typed or rows, reps, len(rows))
+    metrics = _aggregates(typed or rows, reps, len(rows), where={"typed": True} if typed else None)
     metrics.update(_significance(rows))
     if axis_note:
         notes.append(axis_note)
@@ -105,13 +107,18 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
                       flags={"tests": len(rows), "permutation_samples": n_perm})
 
 
-def _aggregates(members: list[dict], reps: dict[str, np.ndarray], m: int) -> dict[str, Metric]:
+def _aggregates(members: list[dict], reps: dict[str, np.ndarray], m: int, *,
+                where: dict[str, Any] | None = None) -> dict[str, Metric]:
+    """Mean |effect size| over ``members``. The run's headline also declares itself the mean of the tests' rows
+    (``abs_effect_size`` where ``where``), so two models or methods compare paired over the same tests."""
     values = [r["effect_size"] for r in members]
     boot = np.nanmean(np.abs(np.vstack([reps[r["id"]] for r in members])), axis=0)
+    paired = {"per_example": "abs_effect_size", "per_example_where": where} if where is not None or \
+        len(members) == m else {}
     return {"mean_abs_effect_size": Metric(
         ms.mean_abs(values), len(members), ideal=0.0, direction="min", ci95=percentile_ci(boot, 0.95),
         description=f"mean |effect size| over {len(members)} tests ({', '.join(r['id'] for r in members)}); "
-                    "CI from resampling the words / sentences of every test")}
+                    "CI from resampling the words / sentences of every test", **paired)}
 
 
 def _significance(rows: list[dict]) -> dict[str, Metric]:
