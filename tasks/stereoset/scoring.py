@@ -62,8 +62,12 @@ def special_wrap(tokenizer) -> tuple[list[int], list[int]]:
     raise UnsupportedError("cannot tell the tokenizer's special tokens apart from the text")
 
 
-def _encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+def _encode_all(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text without special tokens: one tokenizer call over the distinct texts (the three
+    candidates of a cluster share their context)."""
+    distinct = list(dict.fromkeys(t for t in texts if t))
+    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False)["input_ids"])) if distinct else {}
+    return [list(ids[t]) if t else [] for t in texts]
 
 
 def _split_at_blank(cluster: Cluster, label: str) -> tuple[str, str, str]:
@@ -90,20 +94,23 @@ def mlm_queries(tokenizer, clusters: Sequence[Cluster]) -> tuple[list, list[tupl
         raise UnsupportedError("tokenizer has no mask token")
     spaced = space_joins_word(tokenizer)
     head, tail = special_wrap(tokenizer)
-    queries, owners = [], []
+    parts = []  # (cluster, label, left, word, right) texts; the three candidates share most of their context
     for ci, cluster in enumerate(clusters):
         for li, label in enumerate(LABELS):
             left, word, right = _split_at_blank(cluster, label)
             with_space = spaced and left.endswith(" ")
-            left_ids = _encode(tokenizer, left.rstrip(" ") if with_space else left)
-            word_ids = _encode(tokenizer, (" " + word) if with_space else word)
-            right_ids = _encode(tokenizer, right)
-            if not word_ids:
-                raise UnsupportedError(f"cluster {cluster.id}: candidate word {word!r} has no tokens")
-            for i, target in enumerate(word_ids):
-                ids = head + left_ids + word_ids[:i] + [mask_id] + right_ids + tail
-                queries.append((ids, [(len(head) + len(left_ids) + i, target)]))
-                owners.append((ci, li))
+            parts.append((ci, li, left.rstrip(" ") if with_space else left, (" " + word) if with_space else word,
+                          right))
+    encoded = iter(_encode_all(tokenizer, [t for p in parts for t in p[2:]]))
+    queries, owners = [], []
+    for ci, li, left, word, right in parts:
+        left_ids, word_ids, right_ids = next(encoded), next(encoded), next(encoded)
+        if not word_ids:
+            raise UnsupportedError(f"cluster {clusters[ci].id}: candidate word {word.strip()!r} has no tokens")
+        for i, target in enumerate(word_ids):
+            ids_i = head + left_ids + word_ids[:i] + [mask_id] + right_ids + tail
+            queries.append((ids_i, [(len(head) + len(left_ids) + i, target)]))
+            owners.append((ci, li))
     return queries, owners
 
 
@@ -144,29 +151,27 @@ def causal_logprobs(handle, seqs: Sequence[Sequence[int]], *, batch_size: int = 
 def clm_intrasentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
                       ) -> np.ndarray:
     """(n_clusters, 3) per-token geometric mean probability of each whole candidate sentence."""
-    seqs = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
+    seqs = _encode_all(handle.tokenizer, [c.sentences[label] for c in clusters for label in LABELS])
     lps = causal_logprobs(handle, seqs, batch_size=batch_size, progress=progress)
     return np.array([_geo_mean(lp) for lp in lps]).reshape(len(clusters), len(LABELS))
 
 
-def _context_split(tok, context: str, sentence: str) -> tuple[list[int], int]:
-    """Token ids of "context sentence" and how many of them belong to the context (longest common prefix)."""
-    full = _encode(tok, f"{context} {sentence}")
-    ctx = _encode(tok, context)
+def _common_prefix(ctx: list[int], full: list[int]) -> int:
+    """How many leading tokens of "context sentence" belong to the context (at least one token is left over)."""
     k = 0
     while k < min(len(ctx), len(full) - 1) and ctx[k] == full[k]:
         k += 1
-    return full, k
+    return k
 
 
 def _with_context(tok, clusters: Sequence[Cluster]) -> tuple[list[list[int]], list[int]]:
-    seqs, cuts = [], []
-    for c in clusters:
-        for label in LABELS:
-            full, k = _context_split(tok, _terminated(c.context), c.sentences[label])
-            seqs.append(full)
-            cuts.append(k)
-    return seqs, cuts
+    """Token ids of "context sentence" for every candidate, and how many of them are the context's."""
+    contexts = [_terminated(c.context) for c in clusters for _ in LABELS]
+    fulls = [f"{ctx} {c.sentences[label]}" for ctx, (c, label) in
+             zip(contexts, ((c, label) for c in clusters for label in LABELS))]
+    encoded = _encode_all(tok, contexts + fulls)
+    ctx_ids, seqs = encoded[:len(contexts)], encoded[len(contexts):]
+    return seqs, [_common_prefix(ctx, full) for ctx, full in zip(ctx_ids, seqs)]
 
 
 def clm_intersentence(handle, clusters: Sequence[Cluster], *, batch_size: int = 32, progress: bool = False
@@ -181,7 +186,7 @@ def clm_intersentence_nadeem(handle, clusters: Sequence[Cluster], *, batch_size:
                              ) -> np.ndarray:
     """(n_clusters, 3) the original script's score: mean log2 p(candidate alone) / mean log2 p(context tokens)."""
     seqs, cuts = _with_context(handle.tokenizer, clusters)
-    alone = [_encode(handle.tokenizer, c.sentences[label]) for c in clusters for label in LABELS]
+    alone = _encode_all(handle.tokenizer, [c.sentences[label] for c in clusters for label in LABELS])
     lps = causal_logprobs(handle, seqs + alone, batch_size=batch_size, progress=progress)
     n = len(seqs)
     scores = [np.mean(lps[n + i]) / np.mean(lps[i][:k]) for i, k in enumerate(cuts)]
