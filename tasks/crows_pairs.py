@@ -224,7 +224,7 @@ class CrowsPairs(Task):
         metrics = stereotype_metrics(hit, tie, directions, n_bootstrap=nb, seed=seed)
         if variant == "causal_sum":
             v, c = mean_ci(np.abs(more - less), n_resamples=nb, seed=seed)
-            metrics["likelihood_diff"] = Metric(v, len(kept), 0.0, "min", c,
+            metrics["likelihood_diff"] = Metric(v, len(kept), 0.0, "min", c, per_example="abs_ll_diff",
                                                 description="mean |LL(sent_more) - LL(sent_less)| (lm-eval)")
         groups = {}
         types = np.array([p.bias_type for p in kept])
@@ -237,6 +237,9 @@ class CrowsPairs(Task):
                      "sent_less": p.sent_less, "sent_more_score": float(m), "sent_less_score": float(s),
                      "more_is_higher": int(h), "tie": int(t)}
                     for p, m, s, h, t in zip(kept, more, less, hit, tie)]
+        if variant == "causal_sum":  # what likelihood_diff averages, so it compares paired over the pairs
+            for row, m, s in zip(examples, more, less):
+                row["abs_ll_diff"] = float(abs(m - s))
         notes = list(sample_notes)
         if len(kept) < len(pairs):
             notes.append(f"{len(pairs) - len(kept)} pairs skipped: no differing token on one side (as bias-bench)")
