@@ -22,6 +22,7 @@ from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.stats import bootstrap_ci
 from biasboard.harness.training import TextDataset, finetune, predict
+from biasboard.harness.training.leakage import leakage
 from biasboard.tasks.text_classifier_metrics import glue_scores
 from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import capped, options, split, train_config, training_summary
@@ -209,6 +210,9 @@ class Glue(Task):
         result = score(spec, np.asarray(test.labels), pred, n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
         result.examples = [{"id": i, "label": t, "pred": float(p)} for i, t, p in zip(test.ids, test.labels, pred)]
         result.flags.update(training_summary(ft))
+        leak_flags, leak_notes = leakage(handle, self.name)  # e.g. CDA / Dropout continued on this task's text
+        result.flags.update(leak_flags)
+        result.notes.extend(leak_notes)
         if offline:
             result.flags["offline_dev_split"] = True
             result.notes.append(f"OFFLINE DEV SPLIT: fine-tuned on {len(train) + len(val)} examples of the GLUE dev "

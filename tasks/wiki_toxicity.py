@@ -20,6 +20,7 @@ from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.training import TextDataset, finetune, predict, probabilities
+from biasboard.harness.training.leakage import leakage
 from biasboard.tasks import wiki_data
 from biasboard.harness.stats import basic_ci, hanley_mcneil_se, weighted_bootstrap, weighted_bootstrap_ci
 from biasboard.tasks.text_classifier_metrics import (bias_aucs, eer_threshold, equality_difference,
@@ -107,6 +108,9 @@ class WikiToxicity(Task):
         result = score(test, p_toxic, ft.train_data, terms, threshold=parse_threshold(opts["threshold"]),
                        n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
         result.flags.update(training_summary(ft))
+        leak_flags, leak_notes = leakage(handle, self.name)  # e.g. CDA / Dropout continued on this task's text
+        result.flags.update(leak_flags)
+        result.notes.extend(leak_notes)
         if len(test) < len(test_full):
             result.flags["eval_subsample"] = len(test)
             result.notes.append(f"Evaluated on a seeded sample of {len(test):,} of the {len(test_full):,} {eval_set} rows.")

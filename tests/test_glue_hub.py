@@ -113,3 +113,13 @@ def test_source_hub_run_is_not_flagged_offline_dev_split(hub_copy, splade, tmp_p
     validation_ids = {f"sst2-validation-{i}" for i in written["sst2"]["validation"]["idx"]}
     assert len(res.examples) == 40 and {e["id"] for e in res.examples} <= validation_ids
     assert 0 <= res.metrics["accuracy"].value <= 100
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_glue_text_is_flagged_as_leakage(splade, tmp_path):
+    """CDA / Dropout continue training on the GLUE dev text by default: a GLUE score of such a model is flagged."""
+    ctx = RunContext(seed=0, cache_dir=tmp_path, n_bootstrap=20,
+                     extra={"max_examples": 24, "epochs": 1, "max_length": 24})
+    trained = splade.derive(model=splade.model, step="cda(corpus=glue_text)", trained_on=["glue"])
+    res = Glue().evaluate(trained, "sst2", ctx)
+    assert res.flags["leakage"] is True and any(n.startswith("LEAKAGE") for n in res.notes)
