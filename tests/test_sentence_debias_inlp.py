@@ -141,3 +141,18 @@ def test_end_to_end_on_the_tiny_masked_lm(method, params):
         assert method not in plain[task]["flags"]
     es = lambda r: r["groups"]["sent-weat6"]["effect_size"]["value"]  # noqa: E731
     assert abs(es(debiased["seat"]) - es(plain["seat"])) > 1e-4
+
+
+def test_inlp_fits_on_vectors_scaled_as_bias_bench_does():
+    """bias-bench's dropout at rate 0 still scales the training vectors by 1/(1 + 1e-6); the first round's
+    projection must be the one of an SVM fitted on exactly those vectors (bit for bit)."""
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(300, 8)), rng.integers(-1, 2, size=300)
+    x[:, 0] += y
+    x_train, x_dev, y_train, y_dev = split_like_bias_bench(x, y)
+    p, _ = inlp_projection(x_train, y_train, x_dev, y_dev, n_classifiers=1)
+    clf = LinearSVC(fit_intercept=False, dual=False, random_state=0).fit(x_train * (1.0 / (1.0 + 1e-6)), y_train)
+    # Ben-Israel's formula with one classifier: I minus the projection onto the row space of P_R(w)
+    assert np.array_equal(p, np.eye(8) - rowspace_projection(rowspace_projection(clf.coef_)))

@@ -46,7 +46,7 @@ def inlp_data(handle, sentences: dict[str, list[str]], *, batch_size: int = 32):
 @register_method
 class INLP(Method):
     name = "inlp"
-    version = "1.0"
+    version = "1.1"
     description = ("Project every token's final hidden state onto the nullspace of linear classifiers trained, "
                    "round after round, to predict the attribute group of a sentence.")
     citation = ("Ravfogel, Elazar, Gonen, Twiton, Goldberg. Null It Out: Guarding Protected Attributes by Iterative "
