@@ -21,6 +21,7 @@ import yaml
 
 import biasboard.harness as harness
 from biasboard.harness.digest import files_sha256, json_sha256
+from biasboard.harness import strict_yaml
 from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.models.handles import ModelSpec, ResolvedModel, resolve_model
 from biasboard.harness.registry import METHODS, TASKS
@@ -247,7 +248,7 @@ class Matrix:
         try:
             raw = path.read_bytes()
             text = raw.decode("utf-8")
-            data = yaml.safe_load(text)
+            data = strict_yaml.load(text)
         except FileNotFoundError:
             raise BiasboardError(f"matrix file {path} not found") from None
         except IsADirectoryError:

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from biasboard.harness import strict_yaml
 from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.registry import FAMILIES, METHOD_HOOKS, METHOD_KINDS
 from biasboard.harness.sandbox import (Isolation, Limits, Outcome, classify_written_file, isolation, new_key,
@@ -146,7 +147,7 @@ def load_manifest(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"missing {MANIFEST} (copy submissions/_template/{MANIFEST})", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = strict_yaml.load(path.read_text())
     except yaml.YAMLError as exc:
         raise DataError(f"not valid YAML: {exc}", path=path) from None
     validator = jsonschema.Draft202012Validator(MANIFEST_SCHEMA)

@@ -279,3 +279,22 @@ def test_docs_table_is_current():
     if os.environ.get("BIASBOARD_WRITE_DOCS"):
         DOC.write_text(text)
     assert DOC.read_text() == text, "docs/malformed-input.md is stale: rerun with BIASBOARD_WRITE_DOCS=1"
+
+
+def test_a_key_given_twice_in_a_matrix_or_manifest_is_an_error_with_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys; a matrix or manifest that says `seeds:` or `smoke:` twice is refused."""
+    from biasboard.harness.errors import DataError
+    from biasboard.harness.matrix import Matrix
+    from biasboard.harness.submission import load_manifest
+
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("models: [zoo:splade-tiny]\ntasks: [crows_pairs]\nseeds: [0]\nseeds: [1, 2]\n")
+    with pytest.raises(DataError) as err:
+        Matrix.load(matrix)
+    assert "'seeds' given twice (lines 3 and 4)" in str(err.value) and "m.yaml" in str(err.value)
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "manifest.yaml").write_text("name: x\nsmoke: {model: a}\nsmoke: {model: b}\n")
+    with pytest.raises(DataError) as err:
+        load_manifest(folder)
+    assert "'smoke' given twice (lines 2 and 3)" in str(err.value)
