@@ -88,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("precision-bench"), help="folder for the results store")
     ap.add_argument("--cells", type=int, default=len(CELLS), help="only the first N cells of the list")
+    ap.add_argument("--pick", default="", help="comma-separated 1-based positions in the list instead (e.g. 1,5)")
     ap.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated; float32 always runs")
     ap.add_argument("--quick", action="store_true", help="first 100 examples (a smoke run, not the figures)")
     args = ap.parse_args(argv)
     dtypes = ["float32"] + [d for d in args.dtypes.split(",") if d != "float32"]
     rows = []
-    for model, task in CELLS[: args.cells]:
+    chosen = [CELLS[int(i) - 1] for i in args.pick.split(",")] if args.pick else CELLS[: args.cells]
+    for model, task in chosen:
         records = {d: run_cell(model, task, d, args.out, 100 if args.quick else None) for d in dtypes}
         for d in dtypes:
             t = records[d]["_timing"]
