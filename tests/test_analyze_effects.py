@@ -78,6 +78,11 @@ def test_none_at_one_seed_is_the_reference_of_every_seed_and_says_so():
     got = {r["seed"]: r for r in result["rows"] if r["metric"] == "stereotype_score"}
     assert set(got) == {0, 1, 2} and all(r["difference"] == 0 for r in got.values())
     assert got[0]["reference_note"] == "" and "seed 0" in got[1]["reference_note"]
+    # a task that trains at evaluation (GLUE, BIOS, WIKI, vision) makes even `none` seed-dependent: no fallback
+    trained = copy.deepcopy(none)
+    trained["flags"] = {"finetune_key": "abc", "finetune_steps": 10}
+    result = method_effects([trained, *treated], lambda key: examples[key])
+    assert {r["seed"] for r in result["rows"]} == {0} and len(result["dropped"]) == 2
     # a method with randomness is never paired across seeds
     other = method_effects([treated[0], crows_record("m", "cda", rows, seed=1)], lambda key: rows, reference="erm")
     assert other["rows"] == [] and "same model, task, variant, settings and seed" in other["dropped"][0]

@@ -29,11 +29,12 @@ def test_hour_matrix_sizes_the_slow_model_down():
     assert not skipped
     by_model = {m: [c for c in cells if c.model.spec.id == m] for m in ("zoo:splade-tiny", "zoo:smollm2-135m")}
     variants = 13 * 3 - 2
-    assert len(by_model["zoo:splade-tiny"]) == variants * 4 and len(by_model["zoo:smollm2-135m"]) == 13 * 3
+    assert len(by_model["zoo:splade-tiny"]) == variants * 4 + 2 and len(by_model["zoo:smollm2-135m"]) == 13 * 3
     corpora = {m: {dict(c.params)["corpus"] for c in cells if c.method.name == m} for m in ("topk_ae_dro", "robust_debias")}
     assert corpora["topk_ae_dro"] == corpora["robust_debias"] == {"3bias", "6bias", "6bias_high"}  # paired per split
     assert {c.seed for c in by_model["zoo:smollm2-135m"]} == {0}
-    assert {c.seed for c in cells if c.method.name == "none"} == {0}
+    assert {c.seed for c in cells if c.method.name == "none" and c.task != "glue"} == {0}
+    assert {c.seed for c in cells if c.method.name == "none" and c.task == "glue"} == {0, 1, 2}  # it trains per seed
     assert all(not dict(c.extra).get("eval_sample") for c in by_model["zoo:splade-tiny"] if c.task != "seat")
     small = {c.task: dict(c.extra) for c in by_model["zoo:smollm2-135m"]}
     assert small["stereoset"]["eval_sample"] == small["crows_pairs"]["eval_sample"] == 150

@@ -34,10 +34,17 @@ def _find_reference(r: CellRecord, candidates: list[CellRecord], reference: str)
     same_seed = [c for c in matching if int(c.seed) == int(r.seed)]
     if same_seed:
         return same_seed[-1], ""
-    if reference == "none" and matching:
-        ref = min(matching, key=lambda c: int(c.seed))
+    seedless = [c for c in matching if not _trains_at_evaluation(c)]
+    if reference == "none" and seedless:
+        ref = min(seedless, key=lambda c: int(c.seed))
         return ref, f"`none` at seed {ref.seed} (it has no randomness)"
     return None, ""
+
+
+def _trains_at_evaluation(r: CellRecord) -> bool:
+    """Whether the task itself trained a model for this result (GLUE, BIOS, WIKI fine-tuning; vision training): then
+    even `none` depends on the seed and is no reference for another seed's cell."""
+    return any(k.startswith("finetune") or k == "training" for k in (r.flags or {}))
 
 
 def method_effects(records: Iterable[CellRecord | dict[str, Any]], examples: Callable[[str], list[dict[str, Any]]], *,
