@@ -94,6 +94,13 @@ def test_causal_sum_hand_worked(tiny_csv):
     assert res.examples[0]["sent_more_score"] == pytest.approx(math.log(.3 * .1 * .2 * .1), abs=1e-5)
     diffs = [math.log(2), math.log(2), abs(math.log(.3 * .1 * .2 * .1) - math.log(.2 * .2 * .1))]
     assert res.metrics["likelihood_diff"].value == pytest.approx(np.mean(diffs), abs=1e-5)
+    # likelihood_diff is the mean of the rows' |LL gap|, declared so it compares paired over the pairs
+    from biasboard.harness.record import StoredMetric
+    from biasboard.harness.regress import per_example_scores
+
+    assert [r["abs_ll_diff"] for r in res.examples] == pytest.approx(diffs, abs=1e-5)
+    paired = per_example_scores(StoredMetric.from_metric(res.metrics["likelihood_diff"]), res.examples)
+    assert len(paired.values) == 3 and paired.field == "abs_ll_diff"
 
 
 def test_shared_and_modified_matches_difflib_opcodes():

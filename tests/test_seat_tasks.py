@@ -38,6 +38,17 @@ def test_weat_glove_all_tests(glove, data_dir):
     head = res.metrics["mean_abs_effect_size"]
     typed = [r["effect_size"] for r in res.examples if r["bias_type"]]
     assert head.n == 11 and head.value == pytest.approx(np.mean(np.abs(typed)))
+    # the headline (and each bias type's mean) declares the rows it averages: the gate and `analyze effects` pair
+    # over the same tests; the declaration must give back the value (per_example_scores raises otherwise)
+    from biasboard.harness.record import StoredMetric
+    from biasboard.harness.regress import per_example_scores
+
+    paired = per_example_scores(StoredMetric.from_metric(head), res.examples)
+    assert sorted(k for k, v in paired.values.items() if v is not None) == sorted(
+        r["id"] for r in res.examples if r["bias_type"])
+    for bias in ("gender", "race"):
+        group = per_example_scores(StoredMetric.from_metric(res.groups[bias]["mean_abs_effect_size"]), res.examples)
+        assert sum(v is not None for v in group.values.values()) == res.groups[bias]["mean_abs_effect_size"].n
     assert head.ci95[0] < head.value < head.ci95[1]
     assert res.metrics["significant_tests"].value == sum(r["p_value"] < 0.01 for r in res.examples)
     assert set(res.groups) >= {"gender", "race", "weat6"} and res.groups["weat6"]["effect_size"].p_value is not None

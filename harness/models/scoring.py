@@ -18,8 +18,15 @@ from biasboard.harness.models.precision import compute_context
 
 def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
     """Token ids of each text: one tokenizer call over the distinct texts (CrowS-Pairs and StereoSet repeat many)."""
+    return tokenize_with(handle.tokenizer, texts, add_special_tokens=add_special_tokens)
+
+
+def tokenize_with(tokenizer, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
+    """``tokenize`` for callers that hold a tokenizer rather than a handle."""
     distinct = list(dict.fromkeys(texts))
-    ids = dict(zip(distinct, handle.tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]))
+    if not distinct:
+        return []
+    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]))
     return [list(ids[t]) for t in texts]
 
 

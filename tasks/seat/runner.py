@@ -88,7 +88,7 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
     for bias in bias_types:
         members = [r for r in rows if r["bias_type"] == bias]
         if members:
-            groups[bias] = _aggregates(members, reps, len(rows), where={"bias_type": bias})
+            groups[bias] = _aggregates(members, reps, where={"bias_type": bias})
     for r in rows:
         groups[r["id"]] = {
             "effect_size": Metric(r["effect_size"], r["n_x"] + r["n_y"], ideal=0.0, direction="target",
@@ -99,7 +99,7 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
                                    p_value=r["p_value_holm"],
                                    description=f"Holm-adjusted p-value over the {len(rows)} tests of the run"),
         }
-    metrics = _aggregates(typed or rows, reps, len(rows), where={"typed": True} if typed else None)
+    metrics = _aggregates(typed or rows, reps, where={"typed": True} if typed else None)
     metrics.update(_significance(rows))
     if axis_note:
         notes.append(axis_note)
@@ -107,18 +107,17 @@ def run_tests(prepared: list[Prepared], bias_types: dict[str, tuple[str, ...]], 
                       flags={"tests": len(rows), "permutation_samples": n_perm})
 
 
-def _aggregates(members: list[dict], reps: dict[str, np.ndarray], m: int, *,
+def _aggregates(members: list[dict], reps: dict[str, np.ndarray], *,
                 where: dict[str, Any] | None = None) -> dict[str, Metric]:
-    """Mean |effect size| over ``members``. The run's headline also declares itself the mean of the tests' rows
-    (``abs_effect_size`` where ``where``), so two models or methods compare paired over the same tests."""
+    """Mean |effect size| over ``members`` (the rows matching ``where``; None: all rows). It declares itself the
+    mean of those rows' ``abs_effect_size``, so two models or methods compare paired over the same tests."""
     values = [r["effect_size"] for r in members]
     boot = np.nanmean(np.abs(np.vstack([reps[r["id"]] for r in members])), axis=0)
-    paired = {"per_example": "abs_effect_size", "per_example_where": where} if where is not None or \
-        len(members) == m else {}
     return {"mean_abs_effect_size": Metric(
         ms.mean_abs(values), len(members), ideal=0.0, direction="min", ci95=percentile_ci(boot, 0.95),
         description=f"mean |effect size| over {len(members)} tests ({', '.join(r['id'] for r in members)}); "
-                    "CI from resampling the words / sentences of every test", **paired)}
+                    "CI from resampling the words / sentences of every test",
+        per_example="abs_effect_size", per_example_where=where)}
 
 
 def _significance(rows: list[dict]) -> dict[str, Metric]:

@@ -63,11 +63,9 @@ def special_wrap(tokenizer) -> tuple[list[int], list[int]]:
 
 
 def _encode_all(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text without special tokens: one tokenizer call over the distinct texts (the three
-    candidates of a cluster share their context)."""
-    distinct = list(dict.fromkeys(t for t in texts if t))
-    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=False)["input_ids"])) if distinct else {}
-    return [list(ids[t]) if t else [] for t in texts]
+    """Token ids of each text without special tokens, each distinct text once (a cluster's three candidates share
+    their context)."""
+    return scoring.tokenize_with(tokenizer, texts, add_special_tokens=False)
 
 
 def _split_at_blank(cluster: Cluster, label: str) -> tuple[str, str, str]:
@@ -166,9 +164,9 @@ def _common_prefix(ctx: list[int], full: list[int]) -> int:
 
 def _with_context(tok, clusters: Sequence[Cluster]) -> tuple[list[list[int]], list[int]]:
     """Token ids of "context sentence" for every candidate, and how many of them are the context's."""
-    contexts = [_terminated(c.context) for c in clusters for _ in LABELS]
-    fulls = [f"{ctx} {c.sentences[label]}" for ctx, (c, label) in
-             zip(contexts, ((c, label) for c in clusters for label in LABELS))]
+    candidates = [(c, label) for c in clusters for label in LABELS]
+    contexts = [_terminated(c.context) for c, _ in candidates]
+    fulls = [f"{ctx} {c.sentences[label]}" for ctx, (c, label) in zip(contexts, candidates)]
     encoded = _encode_all(tok, contexts + fulls)
     ctx_ids, seqs = encoded[:len(contexts)], encoded[len(contexts):]
     return seqs, [_common_prefix(ctx, full) for ctx, full in zip(ctx_ids, seqs)]
