@@ -570,7 +570,8 @@ def compare(baseline: Baseline, records: Iterable[CellRecord | dict[str, Any]],
                                                                                 "this metric"))
                 continue
             why = cell_why
-            if not why and base.n is not None and cur.n is not None and cur.n != base.n:
+            if not why and base.n is not None and cur.n is not None and cur.n != base.n \
+                    and not _n_follows_outcomes(base, cur):
                 why = f"n differs from the baseline ({base.n} -> {cur.n})"
             if why:
                 slots.append(Finding("not_comparable", **common, current=float(cur.value),
@@ -639,6 +640,13 @@ def _judge(s: _Pending, p_holm: float | None, m: int) -> Finding:
         status, reason = "unchanged", f"within tolerance {base.tolerance:g}"
     return Finding(status, **common, test="paired_bootstrap", ci95=(lo, hi), n_paired=n, p_value=p, p_holm=p_holm,
                    reason=s.note + reason)
+
+
+def _n_follows_outcomes(base: MetricBaseline, cur: StoredMetric) -> bool:
+    """Whether n counts only the rows that pass an outcome filter (e.g. CrowS-Pairs' stereo score leaves out tied
+    pairs), so it may differ on the very same examples: then the example ids decide comparability (``_paired``)."""
+    decl = declared(cur)
+    return base.per_example is not None and bool((decl or {}).get("where")) and decl == base.per_example.declaration()
 
 
 def _paired(base: MetricBaseline, cur: StoredMetric, rows: list[dict[str, Any]], n_resamples: int,

@@ -23,7 +23,7 @@ from biasboard.harness.specs import Metric, Task, TaskResult, Variant
 from biasboard.harness.stats import bootstrap_ci
 from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.harness.training.leakage import leakage
-from biasboard.tasks.text_classifier_metrics import glue_scores
+from biasboard.tasks.text_classifier_metrics import glue_scores, weighted_glue_scores
 from biasboard.tasks.finetune_common import option_keys
 from biasboard.tasks.finetune_common import capped, options, split, train_config, training_summary
 
@@ -165,7 +165,7 @@ def _variant(key: str) -> Variant:
 @register_task
 class Glue(Task):
     name = "glue"
-    version = "1"
+    version = "2"  # 2: accuracy in % with its `correct` rows; MCC / F1 recomputable from label/pred
     description = "GLUE utility after fine-tuning, with each task's official metric (Wang et al. 2019)."
     families = FAMILIES
     variants = {key: _variant(key) for key in TASKS}
@@ -208,7 +208,7 @@ class Glue(Task):
         out = predict(ft, test, batch_size=ctx.batch_size)
         pred = out[:, 0] if spec.regression else out.argmax(axis=1)
         result = score(spec, np.asarray(test.labels), pred, n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
-        result.examples = [{"id": i, "label": t, "pred": float(p)} for i, t, p in zip(test.ids, test.labels, pred)]
+        result.examples = example_rows(test.ids, test.labels, pred, regression=spec.regression)
         result.flags.update(training_summary(ft))
         leak_flags, leak_notes = leakage(handle, self.name)  # e.g. CDA / Dropout continued on this task's text
         result.flags.update(leak_flags)
@@ -231,9 +231,28 @@ def score(spec: GlueTask, y_true: np.ndarray, y_pred: np.ndarray, *, n_bootstrap
         fn = lambda idx, axis=-1, name=name: _on_rows(name, y_true, y_pred, idx)  # noqa: E731
         value = glue_scores(name, y_true, y_pred) * 100
         ci = bootstrap_ci(fn, np.arange(len(y_true), dtype=float), n_resamples=n_bootstrap, seed=seed)
-        metrics[name] = Metric(value, n=len(y_true), ideal=100.0, direction="max", ci95=ci,
+        metrics[name] = Metric(value, n=len(y_true), ideal=100.0, direction="max", ci95=ci, **_declaration(name),
                                description=f"GLUE {spec.hub_config.upper()} {METRIC_TEXT[name]} x100 (utility).")
     return TaskResult(metrics=metrics, axis="utility")
+
+
+def _declaration(name: str) -> dict[str, str]:
+    """How a metric follows from the example rows (``examples``), so comparisons can pair cells on the same
+    examples: accuracy is the mean of ``correct`` (in %), MCC and F1 are recomputed from ``label``/``pred``; the
+    STS-B correlations declare nothing yet, so they stay unpaired."""
+    if name == "accuracy":
+        return {"per_example": "correct", "unit": "%"}
+    if name in ("mcc", "f1"):
+        return {"recompute": f"{weighted_glue_scores.__module__}:weighted_glue_scores(label,pred)[{name}]"}
+    return {}
+
+
+def example_rows(ids, labels, pred, *, regression: bool) -> list[dict]:
+    """One row per test example: its label and prediction, and (classification) whether they agree."""
+    if regression:
+        return [{"id": i, "label": t, "pred": float(p)} for i, t, p in zip(ids, labels, pred)]
+    return [{"id": i, "label": t, "pred": float(p), "correct": int(int(t) == int(p))}
+            for i, t, p in zip(ids, labels, pred)]
 
 
 def _on_rows(name: str, y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -221,3 +221,23 @@ def glue_scores(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     if metric == "spearman":
         return float(sps.spearmanr(y_true, y_pred)[0])
     raise ValueError(f"unknown GLUE metric {metric!r}")
+
+
+def weighted_glue_scores(weights: np.ndarray, label: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary GLUE ``mcc`` and ``f1`` (x100) for each row of example weights (counts), from the weighted confusion
+    counts: what the regression gate's and ``analyze effects``' paired bootstrap call on the stored label/pred rows.
+    Zero where sklearn gives zero (an empty denominator).
+
+    >>> y, p = np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0])
+    >>> {k: np.round(v, 6) for k, v in weighted_glue_scores(np.ones((1, 4)), y, p).items()}
+    {'mcc': array([57.735027]), 'f1': array([66.666667])}
+    """
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    y, p = np.asarray(label).astype(int) == 1, np.asarray(pred).astype(int) == 1
+    tp, fp, fn, tn = (w @ (a & b).astype(float) for a, b in ((y, p), (~y, p), (y, ~p), (~y, ~p)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        mcc = np.where(denom > 0, (tp * tn - fp * fn) / np.where(denom > 0, denom, 1.0), 0.0)
+        f1_denom = 2 * tp + fp + fn
+        f1 = np.where(f1_denom > 0, 2 * tp / np.where(f1_denom > 0, f1_denom, 1.0), 0.0)
+    return {"mcc": mcc * 100, "f1": f1 * 100}

@@ -86,3 +86,31 @@ def test_none_at_one_seed_is_the_reference_of_every_seed_and_says_so():
     # a method with randomness is never paired across seeds
     other = method_effects([treated[0], crows_record("m", "cda", rows, seed=1)], lambda key: rows, reference="erm")
     assert other["rows"] == [] and "same model, task, variant, settings and seed" in other["dropped"][0]
+
+
+def test_a_sub_score_whose_n_moves_with_ties_is_still_paired():
+    """CrowS-Pairs' stereo score leaves tied pairs out, so its n differs by the ties two cells make on the same
+    pairs: that is no reason to call them not comparable (the pair ids decide), and the paired test runs."""
+    import numpy as np
+
+    from biasboard.tasks.crows_pairs import stereotype_metrics
+
+    def record(method, rows):
+        hit = np.array([r["more_is_higher"] for r in rows], float)
+        tie = np.array([r["tie"] for r in rows], float)
+        metrics = stereotype_metrics(hit, tie, [r["direction"] for r in rows], n_bootstrap=100, seed=0)
+        rec = crows_record("m", method, rows)
+        rec["metrics"] = {k: m.to_json() for k, m in metrics.items()}
+        return rec
+
+    rows_none = crows_examples(300, 0.7, seed=3)
+    for r in rows_none:
+        r["tie"] = 0
+    rows_tied = copy.deepcopy(rows_none)
+    rows_tied[0].update(more_is_higher=0, tie=1)  # one pair becomes a tie: the stereo score's n drops by one
+    a, b = record("none", rows_none), record("ties", rows_tied)
+    assert a["metrics"]["stereo_score"]["n"] == 300 and b["metrics"]["stereo_score"]["n"] == 299
+    examples = {a["key"]: rows_none, b["key"]: rows_tied}
+    result = method_effects([a, b], lambda key: examples[key], all_metrics=True)
+    row = next(r for r in result["rows"] if r["metric"] == "stereo_score")
+    assert row["test"] == "paired_bootstrap" and row["verdict"] == "no significant change", row

@@ -60,6 +60,42 @@ def test_score_reports_x100_with_ci():
     assert m.ci95[0] < m.value < m.ci95[1] and m.n == 200
 
 
+@pytest.mark.parametrize("task", ["cola", "mrpc", "sst2"])
+def test_every_classification_metric_follows_from_its_example_rows(task):
+    """Accuracy is the mean of ``correct`` (in %), MCC and F1 are recomputed from label/pred: each declaration
+    reproduces the stored value, so `analyze effects` and the gate can pair two cells on the same examples."""
+    from biasboard.harness.regress import per_example_scores
+    from biasboard.tasks.glue import example_rows
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 150)
+    p = np.where(rng.random(150) < 0.7, y, 1 - y)
+    res = score(TASKS[task], y, p, n_bootstrap=50, seed=0)
+    rows = example_rows([f"e{i}" for i in range(150)], y.tolist(), p, regression=False)
+    assert sum(r["correct"] for r in rows) == int((y == p).sum())
+    for name, metric in res.metrics.items():
+        per = per_example_scores(metric.to_json(), rows)
+        assert per is not None, name
+    assert res.metrics["accuracy"].unit == "%" and res.metrics["accuracy"].per_example == "correct"
+    # a wrong row is caught: the declaration no longer reproduces the stored value
+    rows[0]["correct"] = 1 - rows[0]["correct"]
+    with pytest.raises(DataError, match="declared per-example"):
+        per_example_scores(res.metrics["accuracy"].to_json(), rows)
+
+
+def test_weighted_glue_scores_match_sklearn_on_a_resample():
+    from biasboard.tasks.text_classifier_metrics import weighted_glue_scores
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 80)
+    p = np.where(rng.random(80) < 0.6, y, 1 - y)
+    idx = rng.integers(0, 80, 80)
+    counts = np.bincount(idx, minlength=80)[None, :]
+    got = weighted_glue_scores(counts, y, p)
+    assert got["mcc"][0] == pytest.approx(glue_scores("mcc", y[idx], p[idx]) * 100)
+    assert got["f1"][0] == pytest.approx(glue_scores("f1", y[idx], p[idx]) * 100)
+
+
 def test_offline_split_is_disjoint_and_stratified():
     labels = np.array([0] * 60 + [1] * 40)
     tr, va, te = split(100, (0.35, 0.15, 0.5), seed=0, stratify=labels)
