@@ -14,6 +14,24 @@ os.environ.setdefault("BIASBOARD_DATA_DIR", str(REPO.parent / "shared" / "data")
 # Absolute, so tests that change the working directory still find the data (CI passes a relative path).
 os.environ["BIASBOARD_DATA_DIR"] = str(Path(os.environ["BIASBOARD_DATA_DIR"]).resolve())
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _share_cores_between_xdist_workers() -> None:
+    """Under pytest-xdist (``-n N``) each worker, and every CLI subprocess a test starts, gets its share of the
+    cores: N processes with torch's default thread count each oversubscribe the machine (on 2 cores two runs with 2
+    threads each made model cells 5-8x slower, docs/scale-out.md). An explicit OMP_NUM_THREADS wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if workers < 2 or "OMP_NUM_THREADS" in os.environ:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = str(max(1, cores // workers))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = share
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(share))
+
+
+_share_cores_between_xdist_workers()
 DATA_DIR = Path(os.environ["BIASBOARD_DATA_DIR"])
 
 

@@ -156,3 +156,22 @@ def test_inlp_fits_on_vectors_scaled_as_bias_bench_does():
     clf = LinearSVC(fit_intercept=False, dual=False, random_state=0).fit(x_train * (1.0 / (1.0 + 1e-6)), y_train)
     # Ben-Israel's formula with one classifier: I minus the projection onto the row space of P_R(w)
     assert np.array_equal(p, np.eye(8) - rowspace_projection(rowspace_projection(clf.coef_)))
+
+
+def test_inlp_features_truncate_texts_longer_than_the_model_takes(tiny_bert_dir):
+    """Wikipedia Talk has comments of over 1,000 tokens; a 512- (here 128-) position encoder cannot read them.
+    bias-bench tokenizes with truncation=True, and so does INLP's feature extraction (special tokens kept)."""
+    from biasboard.harness.models import load_handle, scoring
+    from biasboard.submissions.inlp import inlp_data
+
+    handle = load_handle(str(tiny_bert_dir))
+    long_text = " ".join(["word"] * 400)
+    assert scoring.max_tokens(handle) == 128
+    ids = scoring.tokenize(handle, [long_text, "short one"], max_length=scoring.max_tokens(handle))
+    assert len(ids[0]) == 128 and ids[0][-1] == handle.tokenizer.sep_token_id and len(ids[1]) == 4
+    with pytest.raises((RuntimeError, IndexError)):
+        scoring.encode(handle, [long_text])
+    x, y = inlp_data(handle, {"male": [long_text], "female": ["she is here"], "neutral": ["it is here"]})
+    assert x.shape == (3, 32) and np.isfinite(x).all() and list(y) == [1, 0, -1]
+    cut = " ".join(["word"] * 126)  # 126 words + [CLS] + [SEP] = 128 tokens: what truncation feeds the model
+    assert np.allclose(x[0], scoring.encode(handle, [cut])[0].astype(np.float64), atol=1e-6)

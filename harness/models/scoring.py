@@ -16,18 +16,31 @@ from biasboard.harness.errors import UnsupportedError
 from biasboard.harness.models.precision import compute_context
 
 
-def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
-    """Token ids of each text: one tokenizer call over the distinct texts (CrowS-Pairs and StereoSet repeat many)."""
-    return tokenize_with(handle.tokenizer, texts, add_special_tokens=add_special_tokens)
+def tokenize(handle, texts: Sequence[str], *, add_special_tokens: bool = True,
+             max_length: int | None = None) -> list[list[int]]:
+    """Token ids of each text: one tokenizer call over the distinct texts (CrowS-Pairs and StereoSet repeat many).
+    ``max_length`` truncates (special tokens kept), as the tokenizer's ``truncation=True`` does."""
+    return tokenize_with(handle.tokenizer, texts, add_special_tokens=add_special_tokens, max_length=max_length)
 
 
-def tokenize_with(tokenizer, texts: Sequence[str], *, add_special_tokens: bool = True) -> list[list[int]]:
+def tokenize_with(tokenizer, texts: Sequence[str], *, add_special_tokens: bool = True,
+                  max_length: int | None = None) -> list[list[int]]:
     """``tokenize`` for callers that hold a tokenizer rather than a handle."""
     distinct = list(dict.fromkeys(texts))
     if not distinct:
         return []
-    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=add_special_tokens)["input_ids"]))
+    cut = {"truncation": True, "max_length": int(max_length)} if max_length else {}
+    ids = dict(zip(distinct, tokenizer(distinct, add_special_tokens=add_special_tokens, **cut)["input_ids"]))
     return [list(ids[t]) for t in texts]
+
+
+def max_tokens(handle) -> int | None:
+    """The longest input the model takes: its position table, or the tokenizer's limit if smaller (None: no limit
+    known). What ``truncation=True`` means for bias-bench's feature extraction."""
+    limits = [getattr(handle.model.config, "max_position_embeddings", None),
+              getattr(handle.tokenizer, "model_max_length", None)]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    return min(limits) if limits else None
 
 
 def _batches(order: Sequence[int], batch_size: int) -> Iterable[list[int]]:
@@ -210,13 +223,14 @@ POOLINGS = ("mean", "first", "last")
 
 @torch.inference_mode()
 def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: int = 64, normalize: bool = False,
-           layer: int = -1, progress: bool = False) -> np.ndarray:
+           layer: int = -1, progress: bool = False, truncate: bool = False) -> np.ndarray:
     """Sentence embeddings from a hidden layer: mean over all tokens (special tokens included, as bias-bench),
-    the first token, or the last real token. Works for encoder, mlm and clm handles."""
+    the first token, or the last real token. Works for encoder, mlm and clm handles. ``truncate`` cuts texts
+    longer than the model takes (``max_tokens``), as bias-bench's INLP feature extraction does."""
     _require(handle, "encoder", "mlm", "clm")
     if pooling not in POOLINGS:
         raise UnsupportedError(f"pooling {pooling!r}; valid: {POOLINGS}")
-    ids_list = tokenize(handle, texts)
+    ids_list = tokenize(handle, texts, max_length=max_tokens(handle) if truncate else None)
     model, pad = handle.model, handle.tokenizer.pad_token_id
     no_cache = _no_cache(model) if handle.family == "clm" else {}
     order = sorted(range(len(texts)), key=lambda i: len(ids_list[i]))

@@ -39,7 +39,9 @@ def inlp_data(handle, sentences: dict[str, list[str]], *, batch_size: int = 32):
     for label, group in sentences.items():
         texts += group
         labels += [0 if binary and label == "neutral" else LABELS[label]] * len(group)
-    vectors = scoring.encode(handle, texts, pooling="mean", batch_size=batch_size).astype(np.float64)
+    # truncated to what the model takes, as bias-bench's tokenizer(..., truncation=True): Wikipedia Talk has comments
+    # of over 1,000 tokens, which a 512-position encoder cannot read
+    vectors = scoring.encode(handle, texts, pooling="mean", batch_size=batch_size, truncate=True).astype(np.float64)
     return vectors, np.asarray(labels)
 
 
