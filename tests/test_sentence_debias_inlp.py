@@ -175,3 +175,37 @@ def test_inlp_features_truncate_texts_longer_than_the_model_takes(tiny_bert_dir)
     assert x.shape == (3, 32) and np.isfinite(x).all() and list(y) == [1, 0, -1]
     cut = " ".join(["word"] * 126)  # 126 words + [CLS] + [SEP] = 128 tokens: what truncation feeds the model
     assert np.allclose(x[0], scoring.encode(handle, [cut])[0].astype(np.float64), atol=1e-6)
+
+
+def test_inlp_projects_in_bias_benchs_order():
+    """Round 2 trains on (P @ X.T).T, bias-bench's order, not X @ P: the two differ in the last bits, and liblinear
+    rounds amplify that. A two-round loop written in bias-bench's order gives the same P bit for bit."""
+    from sklearn.svm import LinearSVC
+
+    from biasboard.harness.training.subspace import _nullspace_of_all
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(400, 16)), rng.integers(-1, 2, size=400)
+    x[:, :3] += y[:, None] * np.array([1.0, 0.5, 0.25])
+    x_train, x_dev, y_train, y_dev = split_like_bias_bench(x, y)
+    p, _ = inlp_projection(x_train, y_train, x_dev, y_dev, n_classifiers=2)
+    ref, rows = np.eye(16), []
+    for _ in range(2):
+        clf = LinearSVC(fit_intercept=False, dual=False, random_state=0)
+        clf.fit(ref.dot(x_train.T).T * (1.0 / (1.0 - 0.0 + 1e-6)), y_train)
+        rows.append(rowspace_projection(clf.coef_))
+        ref = _nullspace_of_all(rows, 16)
+    assert np.array_equal(p, ref)
+
+
+def test_unpadded_batches_hold_one_length_and_do_not_depend_on_batch_size(tiny_bert_dir):
+    """INLP's features come from batches of equal-length texts (no padding): each text's vector is the one it gets
+    alone, whatever the batch size."""
+    from biasboard.harness.models import load_handle, scoring
+
+    assert list(scoring._equal_length_batches([0, 1, 2, 3, 4], [2, 2, 3, 3, 3], 2)) == [[0, 1], [2, 3], [4]]
+    handle = load_handle(str(tiny_bert_dir))
+    texts = ["a b c", "d e f", "she is a doctor", "he is a nurse", "one", "two words", "x y z w v"]
+    alone = np.stack([scoring.encode(handle, [t])[0] for t in texts])
+    for bs in (2, 64):
+        np.testing.assert_allclose(scoring.encode(handle, texts, batch_size=bs, unpadded=True), alone, atol=2e-6)

@@ -48,6 +48,19 @@ def _batches(order: Sequence[int], batch_size: int) -> Iterable[list[int]]:
         yield list(order[start:start + batch_size])
 
 
+def _equal_length_batches(order: Sequence[int], lengths: Sequence[int], batch_size: int) -> Iterable[list[int]]:
+    """Batches of texts of one token length each (``order`` sorted by length): no padding, so every text's numbers
+    are those of encoding it alone, whatever the batch size (bias-bench encodes one sentence at a time)."""
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) >= max(1, batch_size) or lengths[i] != lengths[batch[0]]):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
 def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -223,10 +236,11 @@ POOLINGS = ("mean", "first", "last")
 
 @torch.inference_mode()
 def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: int = 64, normalize: bool = False,
-           layer: int = -1, progress: bool = False, truncate: bool = False) -> np.ndarray:
+           layer: int = -1, progress: bool = False, truncate: bool = False, unpadded: bool = False) -> np.ndarray:
     """Sentence embeddings from a hidden layer: mean over all tokens (special tokens included, as bias-bench),
     the first token, or the last real token. Works for encoder, mlm and clm handles. ``truncate`` cuts texts
-    longer than the model takes (``max_tokens``), as bias-bench's INLP feature extraction does."""
+    longer than the model takes (``max_tokens``), as bias-bench's INLP feature extraction does; ``unpadded``
+    batches only texts of equal token length, for fits that amplify float32 round-off (INLP's 80 rounds)."""
     _require(handle, "encoder", "mlm", "clm")
     if pooling not in POOLINGS:
         raise UnsupportedError(f"pooling {pooling!r}; valid: {POOLINGS}")
@@ -234,9 +248,11 @@ def encode(handle, texts: Sequence[str], *, pooling: str = "mean", batch_size: i
     model, pad = handle.model, handle.tokenizer.pad_token_id
     no_cache = _no_cache(model) if handle.family == "clm" else {}
     order = sorted(range(len(texts)), key=lambda i: len(ids_list[i]))
+    batches = (_equal_length_batches(order, [len(t) for t in ids_list], batch_size) if unpadded
+               else _batches(order, batch_size))
     out = None
     bar = tqdm(total=len(texts), desc="encode", disable=not progress, leave=False)
-    for batch in _batches(order, batch_size):
+    for batch in batches:
         ids, mask = _pad([ids_list[i] for i in batch], pad)
         with compute_context(handle.precision):
             res = model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **no_cache)

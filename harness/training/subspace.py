@@ -103,11 +103,17 @@ def inlp_projection(x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray,
     p = np.eye(dim)
     for _ in range(n_classifiers):
         clf = LinearSVC(fit_intercept=False, class_weight=None, dual=False, random_state=seed)
-        clf.fit((x_train @ p) * _NO_DROPOUT_SCALE, y_train)
-        accuracies.append(float(clf.score(x_dev @ p, y_dev)))
+        # bias-bench's order, (P @ X.T).T: equal to X @ P in exact arithmetic (P is symmetric) but not in floating
+        # point, and 80 liblinear rounds amplify the difference (docs/representation-methods.md)
+        clf.fit(_project(p, x_train) * _NO_DROPOUT_SCALE, y_train)
+        accuracies.append(float(clf.score(_project(p, x_dev), y_dev)))
         rowspaces.append(rowspace_projection(np.atleast_2d(clf.coef_)))
-        p = _nullspace_of_all(rowspaces, dim)  # P is symmetric: x @ P == (P @ x.T).T
+        p = _nullspace_of_all(rowspaces, dim)
     return p, accuracies
+
+
+def _project(p: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return (p @ x.T).T
 
 
 def cached_tensors(cache_dir: Path | None, name: str, key: dict, fit: Callable[[], dict[str, np.ndarray]]
