@@ -249,16 +249,23 @@ def _declaration(name: str) -> dict[str, str]:
 
 def example_rows(ids, labels, pred, *, regression: bool) -> list[dict]:
     """One row per test example: its label and prediction, and (classification) whether they agree."""
-    if regression:
-        return [{"id": i, "label": t, "pred": float(p)} for i, t, p in zip(ids, labels, pred)]
-    return [{"id": i, "label": t, "pred": float(p), "correct": int(int(t) == int(p))}
-            for i, t, p in zip(ids, labels, pred)]
+    rows = [{"id": i, "label": t, "pred": float(p)} for i, t, p in zip(ids, labels, pred)]
+    if not regression:
+        for r in rows:
+            r["correct"] = int(int(r["label"]) == int(r["pred"]))
+    return rows
 
 
 def _on_rows(name: str, y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """The metric on resampled rows; ``idx`` is one index vector or a stack of them (bootstrap resamples)."""
     idx = np.asarray(idx, dtype=int)
     rows = idx.reshape(-1, idx.shape[-1])
-    vals = np.array([glue_scores(name, y_true[r], y_pred[r]) * 100 if len(set(y_true[r].tolist())) > 1 else np.nan
-                     for r in rows])
+    if name in ("mcc", "f1"):  # all resamples at once, from their example counts (the declared recomputation)
+        counts = np.zeros((len(rows), len(y_true)))
+        np.add.at(counts, (np.repeat(np.arange(len(rows)), rows.shape[1]), rows.ravel()), 1.0)
+        one_class = np.ptp(y_true[rows], axis=1) == 0
+        vals = np.where(one_class, np.nan, weighted_glue_scores(counts, y_true, y_pred)[name])
+    else:
+        vals = np.array([glue_scores(name, y_true[r], y_pred[r]) * 100 if len(set(y_true[r].tolist())) > 1
+                         else np.nan for r in rows])
     return vals.reshape(idx.shape[:-1]) if idx.ndim > 1 else vals[0]
