@@ -41,3 +41,17 @@ def test_hour_matrix_sizes_the_slow_model_down():
     assert len(small["seat"]["tests"]) == 6 and "glue" not in small
     for c in cells:
         METHODS.get(c.method.name)().resolve_params(dict(c.params))
+
+
+def test_budget_matrix_pairs_two_causal_budgets_on_full_crows_pairs():
+    """lm_budget_clm.yaml: each HolisticBias method at the automatic budget and at 64 steps, one `none`, all pairs."""
+    cells, skipped = plan(Matrix.load(MATRICES / "lm_budget_clm.yaml"))
+    assert not skipped and len(cells) == 11
+    assert {(c.model.spec.id, c.task, c.variant, c.seed) for c in cells} == {
+        ("zoo:smollm2-135m", "crows_pairs", "causal_sum", 0)}
+    assert all(not dict(c.extra).get("eval_sample") for c in cells)
+    steps = {}
+    for c in cells:
+        if c.method.name != "none":
+            steps.setdefault(c.method.name, set()).add(dict(c.params).get("steps", 0))
+    assert steps == {m: {0, 64} for m in ("erm", "group_dro", "topk_dro", "topk_ae_dro", "robust_debias")}
