@@ -9,6 +9,7 @@ written to it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -213,6 +214,16 @@ class Store:
             _, kind, plugin = name.split(":", 2)
             out.setdefault(kind, {})[plugin] = json.loads(value)
         return out
+
+    def content_digest(self) -> str:
+        """A sha256 that changes whenever a cell is written or replaced, or plugin metadata changes: what a board
+        built from this store depends on, read without decoding any record."""
+        h = hashlib.sha256()
+        for row in self._conn.execute("SELECT key, status, updated_at FROM cells ORDER BY key"):
+            h.update(repr(row).encode())
+        for row in self._conn.execute("SELECT name, value FROM meta WHERE name LIKE 'plugin:%' ORDER BY name"):
+            h.update(repr(row).encode())
+        return h.hexdigest()
 
     def is_done(self, key: str) -> bool:
         row = self._conn.execute("SELECT 1 FROM cells WHERE key = ? AND status = 'done'", (key,)).fetchone()

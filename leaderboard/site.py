@@ -23,22 +23,54 @@ MAX_EXAMPLES_SHOWN = 200
 """Rows of per-example drill-down embedded in a cell page (all rows are in ``examples/<key>.jsonl``)."""
 
 
+FINGERPRINT = ".build-fingerprint"
+"""File in the output folder naming what the site was built from (store content and board code); written last."""
+
+
 def build(store_path: str | Path, out_dir: str | Path) -> Path:
-    """Render the site for every finished cell of a results store; returns the path of ``index.html``."""
+    """Render the site for every finished cell of a results store; returns the path of ``index.html``.
+
+    A site already built from the same store content by the same board code is left as it is (a warm
+    ``biasboard run`` then costs seconds, not a rebuild); delete ``FINGERPRINT`` in the folder to force one."""
     from biasboard.harness.store import Store
 
-    store_path = Path(store_path)
+    store_path, out = Path(store_path), Path(out_dir)
     if not store_path.is_file():
         raise BiasboardError(f"results store {store_path} does not exist; run `biasboard run` first or pass --store")
     try:
         with Store(store_path) as store:
+            fingerprint = _fingerprint(store.content_digest())
+            if (out / "index.html").is_file() and _read(out / FINGERPRINT) == fingerprint:
+                return out / "index.html"
             records = store.records(status="done")
             failures = store.records(status="failed")
             examples = {r.key: store.examples(r.key) for r in records}
             plugins = store.plugin_meta()
     except sqlite3.DatabaseError as exc:
         raise BiasboardError(f"{store_path} is not a biasboard results store (SQLite): {exc}") from None
-    return build_site(records, examples, out_dir, failures=failures, plugins=plugins)
+    (out / FINGERPRINT).unlink(missing_ok=True)  # a build stopped half-way must not look finished
+    index = build_site(records, examples, out, failures=failures, plugins=plugins)
+    (out / FINGERPRINT).write_text(fingerprint + "\n", encoding="utf-8")
+    return index
+
+
+def _fingerprint(store_digest: str) -> str:
+    """The store's content digest with a digest of the code a board is made by (this package, the harness whose
+    statistics it shows, the tasks whose metrics it recomputes), so an upgrade rebuilds the site."""
+    import hashlib
+    from importlib.util import find_spec
+
+    h = hashlib.sha256(store_digest.encode())
+    for package in ("biasboard.harness", "biasboard.leaderboard", "biasboard.tasks"):  # located, not imported
+        root = Path(find_spec(package).submodule_search_locations[0])
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
 def build_site(records: Iterable[CellRecord | dict[str, Any]], examples: dict[str, list[dict[str, Any]]],

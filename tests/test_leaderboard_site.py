@@ -7,7 +7,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from leaderboard_fixtures import EVIL_METHOD, EVIL_MODEL, quick_board, write_store
+from leaderboard_fixtures import EVIL_METHOD, EVIL_MODEL, quick_board, stereoset_record, write_store
 
 from biasboard.harness.commands import leaderboard as leaderboard_cmd
 from biasboard.leaderboard import plots
@@ -255,3 +255,27 @@ def test_method_page_shows_paired_effects_against_none(tmp_path):
     page = (tmp_path / "methods" / "fix.html").read_text()
     assert "Effect against no mitigation" in page and "closer to ideal" in page and ">400<" in page
     assert "Effect against no mitigation" not in (tmp_path / "methods" / "none.html").read_text()
+
+
+def test_unchanged_store_keeps_the_site_and_any_change_rebuilds_it(tmp_path):
+    """A warm `biasboard run` must not spend its time re-rendering an identical board, and must never show a stale
+    one: the site is rebuilt when a cell is added or rewritten, and when a build was interrupted."""
+    from biasboard.harness.store import Store
+    from biasboard.leaderboard.site import FINGERPRINT
+
+    write_store(tmp_path / "s.sqlite", [stereoset_record("zoo:a", "none", 55.0, 80.0)], {})
+    index = build(tmp_path / "s.sqlite", tmp_path / "out")
+    first = index.stat().st_mtime_ns
+    assert (tmp_path / "out" / FINGERPRINT).is_file()
+    assert build(tmp_path / "s.sqlite", tmp_path / "out") == index and index.stat().st_mtime_ns == first
+
+    with Store(tmp_path / "s.sqlite") as store:  # a new cell: rebuilt, and the new model is on the board
+        rec = stereoset_record("zoo:b", "none", 60.0, 85.0)
+        store.put(rec.pop("key"), rec, [])
+    build(tmp_path / "s.sqlite", tmp_path / "out")
+    assert index.stat().st_mtime_ns != first and "zoo:b" in index.read_text()
+
+    second = index.stat().st_mtime_ns
+    (tmp_path / "out" / FINGERPRINT).unlink()  # as a build stopped half-way leaves it
+    build(tmp_path / "s.sqlite", tmp_path / "out")
+    assert index.stat().st_mtime_ns != second

@@ -246,3 +246,18 @@ def test_different_n_is_not_comparable():
     f = [x for x in report.findings if x.metric == "stereotype_score"][0]
     assert f.status == "not_comparable" and "n differs from the baseline (600 -> 100)" in f.reason
     assert f.change is None and f.ci95 is None and report.exit_code == 3
+
+
+@pytest.mark.parametrize("direction,ideal", [("target", 50.0), ("max", 100.0), ("min", 0.0), ("max", None),
+                                             ("min", None)])
+def test_vectorised_distance_change_equals_the_scalar_rule(direction, ideal):
+    """The paired bootstrap's per-resample changes are the scalar ``change_in_distance`` exactly, NaN included."""
+    from biasboard.harness.regress import change_in_distance, changes_in_distance
+
+    rng = np.random.default_rng(3)
+    then, now = rng.normal(50, 30, 500), rng.normal(50, 30, 500)
+    then[::37], now[::41] = np.nan, np.inf
+    got = changes_in_distance(then, now, direction, ideal)
+    want = [change_in_distance(a, b, direction, ideal) if np.isfinite(a) and np.isfinite(b) else np.nan
+            for a, b in zip(then, now)]
+    np.testing.assert_array_equal(got, np.array(want, dtype=float))

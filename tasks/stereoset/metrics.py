@@ -46,9 +46,9 @@ def _term_matrix(targets: Sequence[str]) -> np.ndarray:
 def _scores_from_weights(weights: np.ndarray, onehot: np.ndarray, pro: np.ndarray, related: np.ndarray
                          ) -> np.ndarray:
     """Rows of example weights (counts) -> rows of (SS, LMS, ICAT), averaging over terms with weight > 0."""
-    total = weights @ onehot
-    n_pro = (weights * pro) @ onehot
-    n_rel = (weights * related) @ onehot
+    t = onehot.shape[1]  # one product for the three per-term sums
+    total, n_pro, n_rel = np.split(weights @ np.hstack((onehot, pro[:, None] * onehot, related[:, None] * onehot)),
+                                   [t, 2 * t], axis=1)
     present = total > 0
     safe = np.where(present, total, 1.0)
     ss = np.where(present, 100.0 * n_pro / safe, 0.0).sum(1) / present.sum(1)
