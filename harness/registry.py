@@ -193,9 +193,13 @@ def include_path(path: str | Path) -> list[str]:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except BiasboardError:
-            raise
-        except Exception as exc:  # an outside adapter failing to import is a usage error, with its reason
+        except BaseException as exc:
+            # as Python's own import does: a module that failed is not left half-made in sys.modules (Ray workers
+            # are told to import every include there, and would all fail on this one)
+            sys.modules.pop(name, None)
+            if isinstance(exc, BiasboardError) or not isinstance(exc, Exception):
+                raise
+            # an outside adapter failing to import is a usage error, with its reason
             raise RegistryError(f"--include {init}: import failed: {type(exc).__name__}: {exc}") from exc
         imported.append(name)
     return imported

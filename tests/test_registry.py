@@ -1,4 +1,5 @@
 """Registries: suggestions for unknown names, validation at registration, --include folders."""
+import sys
 import textwrap
 
 import pytest
@@ -92,3 +93,8 @@ def test_include_path_reports_import_errors(tmp_path):
     (tmp_path / "bad.py").write_text("raise ValueError('boom')\n")
     with pytest.raises(RegistryError, match="import failed: ValueError: boom"):
         include_path(tmp_path)
+    # the failed module is not left behind: Ray workers re-import every include this process holds
+    from biasboard.harness.executors.ray import included_paths
+
+    assert str((tmp_path / "bad.py").resolve()) not in included_paths()
+    assert "biasboard_include_bad" not in sys.modules
