@@ -197,9 +197,9 @@ def include_path(path: str | Path) -> list[str]:
             # as Python's own import does: a module that failed is not left half-made in sys.modules (Ray workers
             # are told to import every include there, and would all fail on this one)
             sys.modules.pop(name, None)
-            if isinstance(exc, BiasboardError) or not isinstance(exc, Exception):
-                raise
-            # an outside adapter failing to import is a usage error, with its reason
-            raise RegistryError(f"--include {init}: import failed: {type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, Exception) and not isinstance(exc, BiasboardError):
+                # an outside adapter failing to import is a usage error, with its reason
+                raise RegistryError(f"--include {init}: import failed: {type(exc).__name__}: {exc}") from exc
+            raise
         imported.append(name)
     return imported

@@ -29,7 +29,7 @@ import biasboard.harness as harness
 from biasboard.harness.errors import DataError
 from biasboard.harness.record import CellRecord, StoredMetric, as_records
 from biasboard.harness.specs import DIRECTIONS, distance_from_ideal
-from biasboard.harness.stats import holm, paired_resample_test
+from biasboard.harness.stats import holm, paired_resample_test, resample_counts
 
 SCHEMA_ID = "biasboard-baseline/1"
 IDENTITY = ("model", "method", "method_params", "task", "variant", "seed")
@@ -339,9 +339,7 @@ def _statistic(decl: dict[str, Any], values: list[Any]) -> Callable[[np.ndarray]
         n = len(values)
 
         def recompute(idx):  # a resample is a row of example counts: one vectorised call for all of them
-            flat = (np.arange(len(idx))[:, None] * n + idx).ravel()
-            weights = np.bincount(flat, minlength=len(idx) * n).reshape(len(idx), n).astype(float)
-            return np.asarray(fn(weights, *cols), dtype=float).reshape(len(idx))
+            return np.asarray(fn(resample_counts(idx, n), *cols), dtype=float).reshape(len(idx))
         return recompute
     x = np.array([0.0 if v is None else float(v) for v in values])
     w = np.array([v is not None for v in values], dtype=float)
@@ -530,10 +528,7 @@ def changes_in_distance(then: np.ndarray, now: np.ndarray, direction: str, ideal
     array([ 0. , -1.5,  nan])
     """
     then, now = np.asarray(then, float), np.asarray(now, float)
-    if ideal is None and direction == "target":  # no distance is defined: keep the scalar rule's behaviour
-        return np.array([change_in_distance(x, y, direction, ideal) if np.isfinite(x) and np.isfinite(y)
-                         else np.nan for x, y in zip(then, now)])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # as the scalar rule: without an ideal, from the better of the two values
         ref = ideal if ideal is not None else (np.fmax(then, now) if direction == "max" else np.fmin(then, now))
         if direction == "target":
             dist = lambda v: np.abs(v - ref)  # noqa: E731

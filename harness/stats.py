@@ -95,6 +95,19 @@ def percentile_ci(replicates: np.ndarray, confidence: float | None = None) -> tu
     return lo, hi
 
 
+def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """Multiplicities of resamples: row k of the ``(r, n)`` float result counts how often each of the n examples
+    occurs in ``idx[k]`` (one ``bincount`` for all rows), the weights of a weighted recomputation.
+
+    >>> resample_counts(np.array([[0, 0, 2], [1, 2, 2]]), 3)
+    array([[2., 0., 1.],
+           [0., 1., 2.]])
+    """
+    idx = np.atleast_2d(idx)
+    flat = (np.arange(len(idx))[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=len(idx) * n).reshape(len(idx), n).astype(float)
+
+
 def weighted_bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, *, n_resamples: int = 1000,
                        seed: int = 0, chunk: int = 50) -> np.ndarray:
     """Values of ``stat`` on ``n_resamples`` resamples of the n examples, drawn with replacement.
@@ -106,11 +119,7 @@ def weighted_bootstrap(stat: Callable[[np.ndarray], np.ndarray], n: int, *, n_re
     values = []
     for start in range(0, n_resamples, chunk):
         r = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(r, n))
-        W = np.zeros((r, n))
-        for k in range(r):
-            W[k] = np.bincount(idx[k], minlength=n)
-        values.append(np.asarray(stat(W), dtype=float))
+        values.append(np.asarray(stat(resample_counts(rng.integers(0, n, size=(r, n)), n)), dtype=float))
     return np.concatenate(values)
 
 

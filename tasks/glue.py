@@ -20,7 +20,7 @@ from biasboard.harness.digest import files_sha256, json_sha256
 from biasboard.harness.errors import BiasboardError, DataError
 from biasboard.harness.registry import register_task
 from biasboard.harness.specs import Metric, Task, TaskResult, Variant
-from biasboard.harness.stats import bootstrap_ci
+from biasboard.harness.stats import bootstrap_ci, resample_counts
 from biasboard.harness.training import TextDataset, finetune, predict
 from biasboard.harness.training.leakage import leakage
 from biasboard.tasks.text_classifier_metrics import glue_scores, weighted_glue_scores
@@ -261,8 +261,7 @@ def _on_rows(name: str, y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray)
     idx = np.asarray(idx, dtype=int)
     rows = idx.reshape(-1, idx.shape[-1])
     if name in ("mcc", "f1"):  # all resamples at once, from their example counts (the declared recomputation)
-        counts = np.zeros((len(rows), len(y_true)))
-        np.add.at(counts, (np.repeat(np.arange(len(rows)), rows.shape[1]), rows.ravel()), 1.0)
+        counts = resample_counts(rows, len(y_true))
         one_class = np.ptp(y_true[rows], axis=1) == 0
         vals = np.where(one_class, np.nan, weighted_glue_scores(counts, y_true, y_pred)[name])
     else:
