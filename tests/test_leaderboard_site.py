@@ -160,6 +160,10 @@ def test_leaderboard_build_command(site, tmp_path, capsys):
     args = parser.parse_args(["leaderboard", "build", "--store", str(store), "--out", str(tmp_path / "o")])
     assert args.func(args) == 0 and (tmp_path / "o" / "index.html").is_file()
     assert "leaderboard written to" in capsys.readouterr().out
+    assert args.func(args) == 0  # same store, same code: the site is kept, and the message says so
+    assert "leaderboard unchanged at" in capsys.readouterr().out
+    (tmp_path / "o" / ".build-fingerprint").unlink()
+    assert args.func(args) == 0 and "leaderboard written to" in capsys.readouterr().out
     args = parser.parse_args(["leaderboard", "build", "--store", str(tmp_path / "missing.sqlite")])
     assert args.func(args) == 2
     err = capsys.readouterr().err

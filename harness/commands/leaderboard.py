@@ -23,6 +23,17 @@ def build(args) -> int:
 
     store = Path(args.store) if args.store else default_store()
     out = Path(args.out) if args.out else store.parent / "site"
+    before = _stamp(out / "index.html")
     index = build_site(store, out)
-    print(f"leaderboard written to {index}  (open it in a browser; release data: {out / 'release.json'})")
+    if before is not None and _stamp(index) == before:
+        # a builder that keeps a site made from the same store content and code leaves index.html untouched
+        print(f"leaderboard unchanged at {index}  (built from this store and code already; delete "
+              f"{out / '.build-fingerprint'} to force a rebuild)")
+    else:
+        print(f"leaderboard written to {index}  (open it in a browser; release data: {out / 'release.json'})")
     return 0
+
+
+def _stamp(path: Path) -> int | None:
+    """The file's modification time in nanoseconds, None when it does not exist."""
+    return path.stat().st_mtime_ns if path.is_file() else None
