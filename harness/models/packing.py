@@ -10,6 +10,7 @@ greedily while a group still saves tokens.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -33,15 +34,6 @@ class Pack:
     where: list[list[int]]
 
 
-def _shared_start(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def prefix_packs(seqs: Sequence[Sequence[int]], *, max_members: int = MAX_MEMBERS,
                  min_gain: int = MIN_GAIN) -> list[Pack]:
     """Group ``seqs`` (by index) into packs. Adding a sequence that shares ``s`` tokens with a group of ``g``
@@ -52,7 +44,7 @@ def prefix_packs(seqs: Sequence[Sequence[int]], *, max_members: int = MAX_MEMBER
     for i in order:
         if groups:
             members, common = groups[-1]
-            shared = _shared_start(seqs[members[0]], seqs[i])
+            shared = len(os.path.commonprefix([list(seqs[members[0]]), list(seqs[i])]))
             if len(members) < max_members and shared - (len(members) - 1) * (common - shared) >= min_gain:
                 members.append(i)
                 groups[-1] = (members, shared)
@@ -76,11 +68,13 @@ def _layout(seqs: list[Sequence[int]], members: list[int], common: int) -> Pack:
 def pack_batches(packs: Sequence[Pack], batch_size: int) -> Iterable[list[Pack]]:
     """Packs sorted by row length, in batches holding at most ``batch_size`` sequences (one pack at least)."""
     batch: list[Pack] = []
+    held = 0
     for pk in sorted(packs, key=lambda p: len(p.tokens)):
-        if batch and sum(len(p.members) for p in batch) + len(pk.members) > max(1, batch_size):
+        if batch and held + len(pk.members) > max(1, batch_size):
             yield batch
-            batch = []
+            batch, held = [], 0
         batch.append(pk)
+        held += len(pk.members)
     if batch:
         yield batch
 

@@ -213,6 +213,16 @@ def sequence_logprobs(handle, token_ids: Sequence[Sequence[int]], *, starts: Seq
     return [done[(tuple(seq), st)].copy() for seq, st in zip(token_ids, starts)]
 
 
+def _scatter(lp: np.ndarray, order: Sequence[int], items: list[tuple[tuple[int, ...], int]],
+             out: list[np.ndarray | None]) -> None:
+    """Cut a batch's flat scored log-probabilities into its items' runs (``order``: the items in scoring order)."""
+    k = 0
+    for i in order:
+        n = len(items[i][0]) - items[i][1]
+        out[i] = lp[k:k + n]
+        k += n
+
+
 def _packed_logprobs(handle, items: list[tuple[tuple[int, ...], int]], batch_size: int, progress: bool
                      ) -> list[np.ndarray]:
     model, head = handle.model, _clm_head(handle.model)
@@ -234,13 +244,9 @@ def _packed_logprobs(handle, items: list[tuple[tuple[int, ...], int]], batch_siz
                                       position_ids=pos, **_no_cache(model))[0]
             picked = head(hidden[torch.tensor(rows), torch.tensor(cols)])
         lp = _target_logprobs(picked, torch.tensor(targets)).numpy().astype(np.float64)
-        k = 0
-        for pk in batch:
-            for i in pk.members:
-                n = len(items[i][0]) - items[i][1]
-                out[i] = lp[k:k + n]
-                k += n
-            bar.update(len(pk.members))
+        members = [i for pk in batch for i in pk.members]
+        _scatter(lp, members, items, out)
+        bar.update(len(members))
     bar.close()
     return out  # type: ignore[return-value]
 
@@ -265,11 +271,7 @@ def _padded_logprobs(handle, items: list[tuple[tuple[int, ...], int]], batch_siz
             else:
                 picked = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[rows_t, cols_t - 1]
         lp = _target_logprobs(picked, ids[rows_t, cols_t]).numpy().astype(np.float64)
-        k = 0
-        for i in batch:
-            n = len(items[i][0]) - items[i][1]
-            out[i] = lp[k:k + n]
-            k += n
+        _scatter(lp, batch, items, out)
         bar.update(len(batch))
     bar.close()
     return out  # type: ignore[return-value]
