@@ -7,6 +7,7 @@ batch size (tested: batch 1 vs 64 agree per item within 1e-4).
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from biasboard.harness.errors import UnsupportedError
-from biasboard.harness.models import packing
+from biasboard.harness.models import last_layer, packing, vocab
 from biasboard.harness.models.precision import compute_context
 
 
@@ -64,13 +65,12 @@ def _equal_length_batches(order: Sequence[int], lengths: Sequence[int], batch_si
 
 
 def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return ids, mask
+    """Right-padded ids and the attention mask, filled in one vectorised step (no tensor per row)."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    mask = np.arange(lengths.max()) < lengths[:, None]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    ids[mask] = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def _require(handle, *families: str) -> None:
@@ -88,46 +88,83 @@ def _mlm_head(model):
     return heads[0] if len(heads) == 1 else None
 
 
+# MLM classes whose vocabulary head ends in the output projection (``vocab.split_head``): the head's transform
+# runs at the masked positions, the projection block by block.
+_SPLIT_MLM_HEADS = ("bert", "roberta", "xlm-roberta", "camembert", "albert")
+
+
+def _mlm_split(model):
+    """``(transform, projection)`` of an MLM's head when it can run block by block (``vocab``), else None."""
+    head = _mlm_head(model)
+    if head is None or getattr(getattr(model, "config", None), "model_type", None) not in _SPLIT_MLM_HEADS:
+        return None
+    return vocab.split_head(head, model.get_output_embeddings())
+
+
 @torch.inference_mode()
 def masked_logprobs(handle, queries: Sequence[tuple[Sequence[int], Sequence[tuple[int, int]]]], *,
                     batch_size: int = 64, progress: bool = False) -> list[np.ndarray]:
     """Log-probabilities of target tokens at positions of already-masked inputs.
 
     ``queries[i] = (input_ids, [(position, target_id), ...])``: one forward pass per query (batched), returning
-    ``log P(target_id at position | input_ids)`` for each pair, in order.
+    ``log P(target_id at position | input_ids)`` for each pair, in order. Identical queries run once. The
+    vocabulary head runs only at the asked positions, over at least ``vocab.ROW_BLOCK`` of them at a time.
     """
     _require(handle, "mlm")
     model, pad = handle.model, handle.tokenizer.pad_token_id
-    head = _mlm_head(model)
-    out: list[np.ndarray | None] = [None] * len(queries)
-    order = sorted(range(len(queries)), key=lambda i: len(queries[i][0]))
-    bar = tqdm(total=len(queries), desc="masked LM", disable=not progress, leave=False)
+    head, split = _mlm_head(model), _mlm_split(model)
+    keys = [(tuple(ids), tuple(asked)) for ids, asked in queries]
+    distinct = list(dict.fromkeys(keys))
+    done: list[np.ndarray | None] = [None] * len(distinct)
+    order = sorted(range(len(distinct)), key=lambda i: len(distinct[i][0]))
+    waiting: list[tuple[list[int], torch.Tensor, list[int]]] = []  # (queries, head inputs, targets) not yet scored
+
+    def finish(batch: list[int], lp: np.ndarray) -> None:
+        k = 0
+        for qi in batch:
+            n = len(distinct[qi][1])
+            done[qi] = lp[k:k + n].astype(np.float64)
+            k += n
+
+    def flush() -> None:
+        with compute_context(handle.precision):
+            feats = split[0](torch.cat([f for _, f, _ in waiting]).unsqueeze(1)).squeeze(1)
+            lp = vocab.target_logprobs(feats, split[1].weight, split[1].bias,
+                                       torch.tensor([t for _, _, ts in waiting for t in ts]))
+        finish([qi for batch, _, _ in waiting for qi in batch], lp.numpy())
+        waiting.clear()
+
+    bar = tqdm(total=len(distinct), desc="masked LM", disable=not progress, leave=False)
     for batch in _batches(order, batch_size):
-        ids, mask = _pad([queries[i][0] for i in batch], pad)
-        rows, cols, targets = [], [], []
-        for b, qi in enumerate(batch):
-            for pos, tgt in queries[qi][1]:
-                rows.append(b)
-                cols.append(pos)
-                targets.append(tgt)
+        ids, mask = _pad([distinct[i][0] for i in batch], pad)
+        rows = [b for b, qi in enumerate(batch) for _ in distinct[qi][1]]
+        cols = [pos for qi in batch for pos, _ in distinct[qi][1]]
+        targets = [tgt for qi in batch for _, tgt in distinct[qi][1]]
         rows_t, cols_t = torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)
         with compute_context(handle.precision):
-            if head is not None:
+            if split is not None:
+                if last_layer.supported(model):
+                    asked = last_layer.hidden_at(model, ids, mask, rows_t, cols_t)
+                else:
+                    asked = model.base_model(input_ids=ids, attention_mask=mask)[0][rows_t, cols_t]
+                waiting.append((batch, asked, targets))
+            elif head is not None:
                 # Run the vocabulary head only where a prediction is needed: most of an MLM's cost on short
                 # sentences is the hidden x vocab projection at every position.
                 hidden = model.base_model(input_ids=ids, attention_mask=mask)[0]
-                picked = head(hidden[rows_t, cols_t].unsqueeze(1)).squeeze(1).float()
+                picked = head(hidden[rows_t, cols_t].unsqueeze(1)).squeeze(1)
             else:
-                picked = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t].float()
-        lp = torch.log_softmax(picked, dim=-1).gather(1, torch.tensor(targets).unsqueeze(1)).squeeze(1).numpy()
-        k = 0
-        for qi in batch:
-            n = len(queries[qi][1])
-            out[qi] = lp[k:k + n].astype(np.float64)
-            k += n
+                picked = model(input_ids=ids, attention_mask=mask).logits[rows_t, cols_t]
+        if split is None:
+            finish(batch, _target_logprobs(picked, torch.tensor(targets)).numpy())
+        elif sum(len(ts) for _, _, ts in waiting) >= vocab.ROW_BLOCK:
+            flush()
         bar.update(len(batch))
+    if waiting:
+        flush()
     bar.close()
-    return out  # type: ignore[return-value]
+    index = {key: i for i, key in enumerate(distinct)}
+    return [done[index[key]].copy() for key in keys]  # type: ignore[union-attr]
 
 
 def pseudo_log_likelihoods(handle, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]], *,
@@ -170,7 +207,9 @@ def _clm_head(model):
     if getattr(getattr(model, "config", None), "model_type", None) not in _PLAIN_CLM_HEADS:
         return None
     base, head = getattr(model, "base_model", None), model.get_output_embeddings()
-    return head if base is not None and base is not model and head is not None else None
+    plain = (base is not None and base is not model and isinstance(head, torch.nn.Linear)
+             and not vocab.hooked(head))  # the head runs block by block, so a hook on it would see nothing
+    return head if plain else None
 
 
 def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -242,8 +281,8 @@ def _packed_logprobs(handle, items: list[tuple[tuple[int, ...], int]], batch_siz
         with compute_context(handle.precision):
             hidden = model.base_model(input_ids=ids, attention_mask=_attention_mask(allowed, model),
                                       position_ids=pos, **_no_cache(model))[0]
-            picked = head(hidden[torch.tensor(rows), torch.tensor(cols)])
-        lp = _target_logprobs(picked, torch.tensor(targets)).numpy().astype(np.float64)
+            lp = vocab.target_logprobs(hidden[torch.tensor(rows), torch.tensor(cols)], head.weight, head.bias,
+                                       torch.tensor(targets)).numpy().astype(np.float64)
         members = [i for pk in batch for i in pk.members]
         _scatter(lp, members, items, out)
         bar.update(len(members))
@@ -267,10 +306,11 @@ def _padded_logprobs(handle, items: list[tuple[tuple[int, ...], int]], batch_siz
         with compute_context(handle.precision):
             if head is not None:
                 hidden = model.base_model(input_ids=ids, attention_mask=mask, **_no_cache(model))[0]
-                picked = head(hidden[rows_t, cols_t - 1])
+                lp = vocab.target_logprobs(hidden[rows_t, cols_t - 1], head.weight, head.bias, ids[rows_t, cols_t])
             else:
-                picked = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[rows_t, cols_t - 1]
-        lp = _target_logprobs(picked, ids[rows_t, cols_t]).numpy().astype(np.float64)
+                logits = model(input_ids=ids, attention_mask=mask, **_no_cache(model)).logits[rows_t, cols_t - 1]
+                lp = _target_logprobs(logits, ids[rows_t, cols_t])
+        lp = lp.numpy().astype(np.float64)
         _scatter(lp, batch, items, out)
         bar.update(len(batch))
     bar.close()
